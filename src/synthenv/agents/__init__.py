@@ -1,0 +1,1 @@
+"""Inner-loop RL agents in pure JAX."""

@@ -1,0 +1,161 @@
+"""Command-line interface: ``synthenv train-se`` and ``synthenv evaluate`` (tyro, dataclass args).
+
+JAX is imported only after the arguments are parsed, because the number of XLA host devices
+(``--devices``) must be fixed before JAX starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import tyro
+
+
+@dataclass(frozen=True)
+class TrainSE:
+    """Learn a synthetic environment with an evolution strategy (stops once solved by default)."""
+
+    out: Path
+    """Run directory (config.json, metrics.jsonl, se.safetensors, state.safetensors)."""
+    env: Optional[str] = None
+    """Real task id: CartPole-v0, CartPole-v1, Acrobot-v1 (default CartPole-v0)."""
+    resume: bool = False
+    """Continue the run in --out with its saved config (--generations may raise the cap)."""
+    seed: Optional[int] = None
+    generations: Optional[int] = None
+    """Generation cap (default 50)."""
+    population: Optional[int] = None
+    """ES population size (default 16)."""
+    preset: Optional[str] = None
+    """Inner DDQN preset: small (default), cartpole, acrobot, hpvar (the paper's)."""
+    strategy: Optional[str] = None
+    """nes (the paper's, default), open_es or snes (evosax)."""
+    sigma: Optional[float] = None
+    lr: Optional[float] = None
+    """ES step size (the paper's alpha for nes)."""
+    score_transform: Optional[int] = None
+    """The paper's score transform 0-7 (nes only)."""
+    mirrored: Optional[bool] = None
+    vary_hparams: Optional[bool] = None
+    """Vary inner-agent hyperparameters (default True)."""
+    stop_when_solved: Optional[bool] = None
+    se_hidden: Optional[int] = None
+    se_activation: Optional[str] = None
+    devices: Optional[int] = None
+    """Local devices to split the population across (default: all cores)."""
+    debug: bool = False
+    """Show tracebacks."""
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Train fresh agents on an SE (--proxy) or on the real task (--env) and test them on the real task."""
+
+    proxy: Optional[Path] = None
+    """An SE model file; agents train only on it."""
+    env: Optional[str] = None
+    """Without --proxy: train on this real task (the baseline). With --proxy: check the SE's task."""
+    agent: str = "ddqn"
+    agents: int = 16
+    episodes: int = 10
+    """Greedy test episodes per agent on the real task."""
+    vary_hparams: bool = False
+    """Draw each agent's hyperparameters from the paper's varied-HP distribution."""
+    preset: Optional[str] = None
+    json: Annotated[Optional[Path], tyro.conf.arg(name="json")] = None
+    """Write the results (every return, steps, episodes, solved fraction) to this file."""
+    seed: int = 0
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+def _set_devices(devices: int | None) -> None:
+    n = devices or os.cpu_count() or 1
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def _train_se(a: TrainSE) -> int:
+    from synthenv.meta import run
+    from synthenv.meta.config import make_config
+    from synthenv.progress import GenerationProgress
+
+    es = {k: v for k, v in dict(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
+                                score_transform=a.score_transform, mirrored=a.mirrored).items() if v is not None}
+    se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
+    top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
+                                 stop_when_solved=a.stop_when_solved).items() if v is not None}
+    if a.resume:
+        config = run.load_run_config(a.out)
+        _check_resume_args(a, config, es, se, top)
+        if a.generations is not None:
+            from dataclasses import replace
+
+            config = replace(config, generations=a.generations)
+    else:
+        config = make_config(env=a.env or "CartPole-v0", preset=a.preset, es=es, se=se, **top)
+    with GenerationProgress(config) as progress:
+        summary = run.train_se(config, a.out, resume=a.resume, n_devices=a.devices, on_event=progress.event)
+    return 0 if summary["generations_done"] > 0 else 1
+
+
+def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> None:
+    from dataclasses import asdict
+
+    from synthenv.errors import UsageError
+
+    saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
+             **{f"se.{k}": v for k, v in asdict(config.se).items()},
+             "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
+             "env": config.env, "preset": config.preset}
+    given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
+             **{k: v for k, v in top.items() if k != "generations"}}
+    if a.env is not None:
+        given["env"] = a.env
+    if a.preset is not None:
+        given["preset"] = a.preset
+    for k, v in given.items():
+        if saved[k] != v:
+            raise UsageError(f"{a.out} was run with {k}={saved[k]!r}, not {v!r}; drop the option to resume it")
+
+
+def _evaluate(a: Evaluate) -> int:
+    from synthenv.experiments.evaluate import evaluate_agents
+    from synthenv.io.atomic import write_json_atomic
+    from synthenv.progress import print_evaluation
+
+    result = evaluate_agents(proxy=a.proxy, env=a.env, agent=a.agent, agents=a.agents, episodes=a.episodes,
+                             vary_hparams=a.vary_hparams, preset=a.preset, seed=a.seed, n_devices=a.devices)
+    if a.json is not None:
+        write_json_atomic(a.json, result)
+    print_evaluation(result)
+    return 0
+
+
+COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="synthenv")
+    _set_devices(args.devices)
+    from synthenv.errors import UsageError
+
+    try:
+        return _train_se(args) if isinstance(args, TrainSE) else _evaluate(args)
+    except UsageError as e:
+        if args.debug:
+            raise
+        print(f"synthenv: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthenv: interrupted; every finished generation is saved (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

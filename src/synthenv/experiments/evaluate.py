@@ -1,0 +1,78 @@
+"""Train fresh agents on an SE (or on the real task, as the baseline) and test them on the real task."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from synthenv.agents import ddqn
+from synthenv.errors import UsageError
+from synthenv.evaluation import make_evaluate
+from synthenv.meta.config import TASK_DEFAULTS
+from synthenv.meta.population import make_runner
+from synthenv.proxies.files import load_se
+from synthenv.proxies.se import RealEnv
+from synthenv.tasks.registry import make_task
+
+AGENTS = ("ddqn",)
+
+
+def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
+                    agents: int = 16, episodes: int = 10, vary_hparams: bool = False,
+                    preset: str | None = None, seed: int = 0, n_devices: int | None = None) -> dict:
+    """Returns every test return, their mean, per-agent training steps and episodes, solved fraction."""
+    if agent not in AGENTS:
+        raise UsageError(f"unknown agent {agent!r}; known agents: {', '.join(AGENTS)}")
+    if agents < 1 or episodes < 1:
+        raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
+    if proxy is None and env is None:
+        raise UsageError("give --proxy (an SE file) or --env (train on the real task)")
+    if proxy is not None:
+        loaded = load_se(proxy, env_id=env)
+        task, train_env, env_params, rule = loaded.env.task, loaded.env, loaded.params, "converged"
+    else:
+        task = make_task(env)
+        train_env, env_params, rule = RealEnv(task), None, "threshold"
+    spec = task.spec
+    preset = preset or TASK_DEFAULTS.get(spec.id, {}).get("preset", "small")
+    config = ddqn.resolve(preset)
+    shapes = ddqn.max_shapes(config, vary_hparams)
+    train = ddqn.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
+    evaluate = make_evaluate(task, ddqn.make_policy(config), episodes)
+
+    def one_agent(key):
+        k_hp, k_train, k_eval = jax.random.split(key, 3)
+        hp = ddqn.sample_hparams(k_hp, config, vary_hparams)
+        result = train(k_train, env_params, hp)
+        returns, _ = evaluate(k_eval, result.params, hp)
+        returns = jnp.where(result.diverged, spec.min_return, returns)
+        return returns, result.steps, result.episodes, result.diverged, hp
+
+    t = time.perf_counter()
+    run = jax.jit(make_runner(one_agent, n_devices))
+    returns, steps, eps, diverged, hps = jax.device_get(run(jax.random.split(jax.random.key(seed), agents)))
+    per_agent = returns.mean(axis=1)
+    return {
+        "proxy": str(proxy) if proxy is not None else None,
+        "env": spec.id,
+        "agent": agent,
+        "preset": preset,
+        "vary_hparams": vary_hparams,
+        "seed": seed,
+        "episodes_per_agent": episodes,
+        "returns": returns.reshape(-1).tolist(),
+        "returns_per_agent": per_agent.tolist(),
+        "mean_return": float(returns.mean()),
+        "train_steps": steps.tolist(),
+        "train_episodes": eps.tolist(),
+        "mean_train_steps": float(np.mean(steps)),
+        "solved_fraction": float(np.mean(per_agent >= spec.solved_threshold)),
+        "solved_threshold": spec.solved_threshold,
+        "diverged": int(np.sum(diverged)),
+        "hparams": {k: np.asarray(v).tolist() for k, v in hps._asdict().items()},
+        "wall_seconds": time.perf_counter() - t,
+    }

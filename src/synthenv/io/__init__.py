@@ -1,0 +1,1 @@
+"""Files: model files (safetensors + JSON metadata) and run directories (atomic writes, resume)."""

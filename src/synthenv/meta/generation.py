@@ -1,0 +1,72 @@
+"""One generation of SE learning as one compiled call: perturb -> train agents on the proxies ->
+evaluate them on the real task -> update the ES."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from synthenv.agents import ddqn
+from synthenv.evaluation import make_evaluate
+from synthenv.meta.population import make_runner
+
+
+class GenerationStats(NamedTuple):
+    fitness_mean: jax.Array
+    fitness_max: jax.Array
+    score_unperturbed: jax.Array
+    real_env_steps: jax.Array
+    train_steps_mean: jax.Array
+    train_steps_max: jax.Array
+    train_episodes_mean: jax.Array
+    diverged: jax.Array
+
+
+def make_member(se_env, task, unravel, agent_config, shapes, eval_episodes):
+    """``member(flat_se_params, hp, key)``: train a fresh agent on the SE, score it on the real task.
+
+    A member whose SE produced inf/NaN (or whose training diverged) gets the task's worst return.
+    """
+    train = ddqn.make_train(agent_config, se_env, shapes, stop_rule="converged")
+    evaluate = make_evaluate(task, ddqn.make_policy(agent_config), eval_episodes)
+
+    def member(flat, hp, key):
+        k_train, k_eval = jax.random.split(key)
+        result = train(k_train, unravel(flat), hp)
+        returns, real_steps = evaluate(k_eval, result.params, hp)
+        score = jnp.where(result.diverged, task.spec.min_return, jnp.mean(returns))
+        return score, result.steps, result.episodes, result.diverged, real_steps
+
+    return member
+
+
+def make_generation(strategy, member, agent_config, vary_hparams: bool, unperturbed_agents: int,
+                    n_devices: int | None = None):
+    """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted."""
+    run = make_runner(member, n_devices)
+
+    def generation(es_state, key):
+        k_ask, k_hp, k_agents, k_tell = jax.random.split(key, 4)
+        evaluated_mean = strategy.mean(es_state)
+        cands, aux, es_state = strategy.ask(k_ask, es_state)
+        flats = jnp.concatenate([cands, jnp.broadcast_to(evaluated_mean, (unperturbed_agents, cands.shape[1]))])
+        n_cands = cands.shape[0]
+        # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
+        slots = jnp.concatenate([strategy.draw_slots, n_cands + jnp.arange(unperturbed_agents)])
+        n_draws = n_cands + unperturbed_agents
+        hps = jax.vmap(lambda k: ddqn.sample_hparams(k, agent_config, vary_hparams))(jax.random.split(k_hp, n_draws))
+        hps = jax.tree.map(lambda x: x[slots], hps)
+        keys = jax.random.split(k_agents, n_draws)[slots]
+        score, steps, episodes, diverged, real_steps = run(flats, hps, keys)
+        unperturbed = jnp.mean(score[n_cands:])
+        es_state, member_scores = strategy.tell(k_tell, es_state, cands, score[:n_cands], unperturbed, aux)
+        stats = GenerationStats(
+            fitness_mean=jnp.mean(member_scores), fitness_max=jnp.max(member_scores),
+            score_unperturbed=unperturbed, real_env_steps=jnp.sum(real_steps),
+            train_steps_mean=jnp.mean(steps.astype(jnp.float32)), train_steps_max=jnp.max(steps),
+            train_episodes_mean=jnp.mean(episodes.astype(jnp.float32)), diverged=jnp.sum(diverged))
+        return es_state, evaluated_mean, stats
+
+    return jax.jit(generation)

@@ -1,0 +1,156 @@
+"""Learn an SE: the generation loop with its run directory, progress display and resume.
+
+Run directory (every file written atomically after every generation):
+``config.json`` (the resolved config), ``metrics.jsonl`` (one line per generation),
+``se.safetensors`` (the best SE so far by unperturbed score, which is the solved one if the run
+solved) and ``state.safetensors`` (the ES state and counters; written last, it is the commit point).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from synthenv.agents import ddqn
+from synthenv.errors import UsageError
+from synthenv.io import model_files
+from synthenv.io.atomic import write_json_atomic, write_text_atomic
+from synthenv.meta.config import TrainSEConfig
+from synthenv.meta.generation import make_generation, make_member
+from synthenv.meta.strategies import make_strategy
+from synthenv.proxies.files import save_se
+from synthenv.proxies.se import SyntheticEnv
+from synthenv.tasks.registry import make_task
+
+CONFIG_FILE, METRICS_FILE, SE_FILE, STATE_FILE = "config.json", "metrics.jsonl", "se.safetensors", "state.safetensors"
+STATE_KIND = "es_run_state"
+
+
+class SELearner:
+    """The compiled pieces of one run: initial ES state and the one-call generation step."""
+
+    def __init__(self, config: TrainSEConfig, n_devices: int | None = None):
+        config.validate()
+        self.config = config
+        self.task = make_task(config.env)
+        self.se = SyntheticEnv(self.task, config.se)
+        root = jax.random.key(config.seed)
+        self.init_key, self.gen_key = jax.random.split(root)
+        flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
+        self.strategy = make_strategy(config.es, flat0.size)
+        shapes = ddqn.max_shapes(config.agent, config.vary_hparams)
+        member = make_member(self.se, self.task, self.unravel, config.agent, shapes, config.eval_episodes)
+        self.generation = make_generation(self.strategy, member, config.agent, config.vary_hparams,
+                                          config.unperturbed_agents, n_devices)
+        self.init_state = self.strategy.init(self.init_key, flat0)
+
+    def key_for(self, generation: int) -> jax.Array:
+        return jax.random.fold_in(self.gen_key, generation)
+
+    def compile(self) -> float:
+        """Compile the generation step; returns seconds."""
+        t = time.perf_counter()
+        self.generation = self.generation.lower(self.init_state, self.key_for(0)).compile()
+        return time.perf_counter() - t
+
+
+def _state_tensors(es_state, best_se) -> dict[str, np.ndarray]:
+    leaves = jax.tree_util.tree_flatten_with_path(es_state)[0]
+    out = {f"es{jax.tree_util.keystr(path)}": np.asarray(leaf) for path, leaf in leaves}
+    out["best_se"] = np.asarray(best_se)
+    return out
+
+
+def _restore_state(template, tensors: dict, path: Path):
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    restored = []
+    for p, leaf in leaves:
+        name = f"es{jax.tree_util.keystr(p)}"
+        if name not in tensors or tensors[name].shape != np.shape(leaf):
+            raise UsageError(f"{path} does not match this run's ES state ({name}); was the run made by "
+                             "another synthenv version?")
+        restored.append(jnp.asarray(tensors[name], dtype=jnp.asarray(leaf).dtype))
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def check_out_dir(out: Path, resume: bool) -> None:
+    """Refuse to overwrite another run; refuse to resume nothing."""
+    has_run = (out / CONFIG_FILE).exists()
+    if resume and not has_run:
+        raise UsageError(f"nothing to resume in {out} (no {CONFIG_FILE})")
+    if not resume and has_run:
+        raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty; choose another --out")
+
+
+def load_run_config(out: Path) -> TrainSEConfig:
+    try:
+        return TrainSEConfig.from_dict(json.loads((out / CONFIG_FILE).read_text()))
+    except (json.JSONDecodeError, TypeError, KeyError) as e:
+        raise UsageError(f"{out / CONFIG_FILE} is not a valid synthenv run config ({e})") from None
+
+
+def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_devices: int | None = None,
+             on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Learn an SE into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
+    kinds "compiled", "generation", "done"."""
+    out = Path(out)
+    check_out_dir(out, resume)
+    emit = on_event or (lambda kind, data: None)
+    learner = SELearner(config, n_devices)
+    threshold = learner.task.spec.solved_threshold
+
+    es_state, done, metrics = learner.init_state, 0, []
+    best = {"score": -np.inf, "generation": -1}
+    best_se = learner.strategy.mean(es_state)
+    totals = {"real_env_steps": 0, "wall_seconds": 0.0}
+    solved = False
+    if resume:
+        tensors, meta = model_files.load(out / STATE_FILE, kind=STATE_KIND) if (out / STATE_FILE).exists() else ({}, None)
+        if meta is not None:
+            es_state = _restore_state(es_state, tensors, out / STATE_FILE)
+            best_se = jnp.asarray(tensors["best_se"])
+            done, best, totals, solved = meta["generations_done"], meta["best"], meta["totals"], meta["solved"]
+        lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
+        metrics = [m for m in map(json.loads, lines) if m["generation"] < done]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / CONFIG_FILE, config.to_dict())
+
+    compile_s = learner.compile()
+    emit("compiled", {"compile_seconds": compile_s, "generations_done": done})
+    while done < config.generations and not (solved and config.stop_when_solved):
+        t = time.perf_counter()
+        es_state, evaluated, stats = learner.generation(es_state, learner.key_for(done))
+        stats = {k: v.item() for k, v in stats._asdict().items()}
+        seconds = time.perf_counter() - t
+        totals = {"real_env_steps": totals["real_env_steps"] + int(stats["real_env_steps"]),
+                  "wall_seconds": totals["wall_seconds"] + seconds}
+        score = stats["score_unperturbed"]
+        solved = solved or score >= threshold
+        if score >= best["score"]:
+            best, best_se = {"score": score, "generation": done}, evaluated
+            save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
+        row = {"generation": done, **stats, "real_env_steps": totals["real_env_steps"],
+               "real_env_steps_generation": int(stats["real_env_steps"]), "wall_seconds": seconds,
+               "solved": score >= threshold}
+        metrics.append(row)
+        write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+        done += 1
+        model_files.save(out / STATE_FILE, _state_tensors(es_state, best_se), {
+            "kind": STATE_KIND, "generations_done": done, "best": best, "totals": totals, "solved": solved})
+        emit("generation", {**row, "generations_done": done, "generations": config.generations,
+                            "total_wall_seconds": totals["wall_seconds"]})
+    summary = {"out": str(out), "generations_done": done, "solved": solved, "best_score": best["score"],
+               "best_generation": best["generation"], "real_env_steps": totals["real_env_steps"],
+               "wall_seconds": totals["wall_seconds"], "compile_seconds": compile_s}
+    emit("done", summary)
+    return summary

@@ -1,0 +1,61 @@
+"""Rich progress output for SE learning and evaluation summaries."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class GenerationProgress:
+    """One line per generation (fitness, unperturbed score, real steps, seconds, ETA) and a bar."""
+
+    def __init__(self, config):
+        self.config = config
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                                 console=self.console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        c = self.config
+        self.console.print(f"learning an SE for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
+                           f"DDQN preset {c.preset}{' (varied HPs)' if c.vary_hparams else ''}, "
+                           f"up to {c.generations} generations")
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def event(self, kind: str, d: dict) -> None:
+        if kind == "compiled":
+            self.console.print(f"compiled the generation step in {d['compile_seconds']:.1f} s")
+            self.task = self.progress.add_task("generations", total=self.config.generations,
+                                               completed=d["generations_done"], eta="?")
+        elif kind == "generation":
+            done, total = d["generations_done"], d["generations"]
+            per_gen = d["total_wall_seconds"] / max(1, len(range(done)))
+            eta = f"≤{per_gen * (total - done):.0f}s"
+            self.console.print(
+                f"gen {d['generation']:3d}  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
+                f"unperturbed {d['score_unperturbed']:8.2f}  real steps {d['real_env_steps']:>10,d}  "
+                f"{d['wall_seconds']:5.1f} s/gen  {eta}" + ("  [green]solved[/]" if d["solved"] else ""))
+            self.progress.update(self.task, completed=done, eta=eta)
+        elif kind == "done":
+            state = "[green]solved[/]" if d["solved"] else "not solved"
+            self.console.print(f"{state} after {d['generations_done']} generations, best unperturbed score "
+                               f"{d['best_score']:.2f} (generation {d['best_generation']}), "
+                               f"{d['wall_seconds'] + d['compile_seconds']:.0f} s; SE in {d['out']}/se.safetensors")
+
+
+def print_evaluation(r: dict) -> None:
+    table = Table(title=f"{r['agents'] if 'agents' in r else len(r['train_steps'])} {r['agent']} agents "
+                        f"trained on {r['proxy'] or r['env'] + ' (real)'}, tested on {r['env']}")
+    for col in ("mean return", "solved fraction", "train steps (mean)", "train episodes (mean)", "diverged", "seconds"):
+        table.add_column(col, justify="right")
+    n = len(r["train_steps"])
+    table.add_row(f"{r['mean_return']:.2f}", f"{r['solved_fraction']:.2f}", f"{sum(r['train_steps']) / n:,.0f}",
+                  f"{sum(r['train_episodes']) / n:,.1f}", str(r["diverged"]), f"{r['wall_seconds']:.1f}")
+    Console().print(table)
