@@ -27,7 +27,7 @@ class TrainSE:
     """Continue the run in --out with its saved config (--generations may raise the cap)."""
     seed: Optional[int] = None
     generations: Optional[int] = None
-    """Generation cap (default 50)."""
+    """Generation cap (default 200; runs stop earlier once solved)."""
     population: Optional[int] = None
     """ES population size (default 16)."""
     preset: Optional[str] = None
@@ -74,6 +74,10 @@ class Evaluate:
 
 
 def _set_devices(devices: int | None) -> None:
+    from synthenv.errors import UsageError
+
+    if devices is not None and devices < 1:
+        raise UsageError(f"--devices must be >= 1, got {devices}")
     n = devices or os.cpu_count() or 1
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
@@ -90,6 +94,7 @@ def _train_se(a: TrainSE) -> int:
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                                  stop_when_solved=a.stop_when_solved).items() if v is not None}
+    run.check_out_dir(a.out, a.resume)
     if a.resume:
         config = run.load_run_config(a.out)
         _check_resume_args(a, config, es, se, top)
@@ -142,10 +147,10 @@ COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate}
 
 def main(argv: list[str] | None = None) -> int:
     args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="synthenv")
-    _set_devices(args.devices)
     from synthenv.errors import UsageError
 
     try:
+        _set_devices(args.devices)
         return _train_se(args) if isinstance(args, TrainSE) else _evaluate(args)
     except UsageError as e:
         if args.debug:

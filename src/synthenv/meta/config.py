@@ -24,8 +24,8 @@ class TrainSEConfig:
 
     env: str = "CartPole-v0"
     seed: int = 0
-    generations: int = 50
-    """Generation cap."""
+    generations: int = 200
+    """Generation cap (the paper ran 200 iterations)."""
     stop_when_solved: bool = True
     """Stop once agents trained on the unperturbed SE reach the task's solved threshold."""
     es: ESConfig = field(default_factory=ESConfig)

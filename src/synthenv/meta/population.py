@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from synthenv.errors import UsageError
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 
 def make_runner(fn, n_devices: int | None = None):
     """``run(*args)`` maps ``fn`` over the leading axis of every argument."""
-    n_devices = n_devices or jax.local_device_count()
+    available = jax.local_device_count()
+    n_devices = n_devices or available
+    if not 1 <= n_devices <= available:
+        raise UsageError(f"--devices must be between 1 and {available} (the local devices JAX sees), got {n_devices}")
     if n_devices == 1:
         return jax.vmap(fn)
     mesh = jax.make_mesh((n_devices,), ("d",), devices=jax.local_devices()[:n_devices])

@@ -48,7 +48,7 @@ class _MLP(nn.Module):
     def __call__(self, x):
         for i in range(self.layers):
             x = nn.Dense(self.hidden, name=f"hidden_{i}")(x)
-            slope = self.param(f"prelu_{i}", lambda k: jnp.float32(0.25)) if self.activation == "prelu" else None
+            slope = self.param(f"prelu_{i}", lambda k: jnp.full((1,), 0.25)) if self.activation == "prelu" else None
             x = activation_fn(self.activation, x, slope)
         return nn.Dense(self.out, name="out")(x)
 

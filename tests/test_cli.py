@@ -1,0 +1,206 @@
+"""The CLI in-process: one-line errors with exit code 2 on bad input, and a tiny real train/evaluate run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import synthenv
+from synthenv.cli import main
+from synthenv.errors import UsageError
+
+METRIC_FIELDS = ("generation", "fitness_mean", "fitness_max", "score_unperturbed", "real_env_steps", "wall_seconds")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (to check that nothing was touched)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def usage_error(capsys, argv: list[str], *needles: str) -> str:
+    """Run the CLI, expect exit code 2 and a one-line ``synthenv: error:`` naming every needle."""
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "no error message"
+    error_lines = [line for line in lines if line.startswith("synthenv: error:")]
+    assert len(error_lines) == 1 and lines[-1] == error_lines[0], err
+    for needle in needles:
+        assert needle in error_lines[0], (needle, err)
+    return err
+
+
+def assert_absent_or_empty(folder: Path) -> None:
+    assert not folder.exists() or not any(folder.iterdir()), sorted(folder.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------- train-se errors
+
+def test_unknown_env(tmp_path, capsys):
+    out = tmp_path / "r"
+    err = usage_error(capsys, ["train-se", "--out", str(out), "--env", "Nope-v0"], "'Nope-v0'")
+    assert len(err.strip().splitlines()) == 1, err
+    assert "CartPole-v0" in err  # the known ids are listed
+    assert_absent_or_empty(out)
+
+
+def test_unknown_preset(tmp_path, capsys):
+    out = tmp_path / "r"
+    usage_error(capsys, ["train-se", "--out", str(out), "--preset", "huge"], "'huge'", "preset")
+    assert_absent_or_empty(out)
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--population", "1"], ("population", ">= 2", "1")),
+    (["--sigma", "0"], ("sigma", "> 0")),
+    (["--sigma", "-1"], ("sigma",)),
+    (["--lr", "0"], ("lr",)),
+    (["--strategy", "cma"], ("'cma'",)),
+    (["--score-transform", "8"], ("score transform", "8")),
+    (["--strategy", "open_es", "--population", "3"], ("open_es", "even")),
+    (["--generations", "0"], ("generations",)),
+    (["--se-hidden", "0"], ("hidden",)),
+    (["--se-activation", "swish"], ("'swish'",)),
+])
+def test_invalid_values(tmp_path, capsys, argv, needles):
+    out = tmp_path / "r"
+    usage_error(capsys, ["train-se", "--out", str(out), *argv], *needles)
+    assert_absent_or_empty(out)
+
+
+@pytest.mark.parametrize("out_exists", [False, True])
+def test_resume_with_nothing_to_resume(tmp_path, capsys, out_exists):
+    out = tmp_path / "r"
+    if out_exists:
+        out.mkdir()
+    usage_error(capsys, ["train-se", "--out", str(out), "--resume"], "nothing to resume")
+    assert_absent_or_empty(out)
+
+
+@pytest.mark.parametrize("devices", ["3", "-1"])  # conftest gives this process 2 devices
+def test_bad_device_count(tmp_path, capsys, devices):
+    out = tmp_path / "r"
+    usage_error(capsys, ["train-se", "--out", str(out), "--population", "2", "--se-hidden", "8",
+                         "--devices", devices], "devices")
+    assert_absent_or_empty(out)
+
+
+def test_out_holding_another_run_is_not_touched(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_text("{}\n")
+    (out / "metrics.jsonl").write_text('{"generation": 0}\n')
+    before = snapshot(out)
+    usage_error(capsys, ["train-se", "--out", str(out)], str(out), "already holds a run", "--resume")
+    assert snapshot(out) == before
+    # Resuming it fails too: its config is not a synthenv run config.
+    usage_error(capsys, ["train-se", "--out", str(out), "--resume"], "not a valid synthenv run config")
+    assert snapshot(out) == before
+
+
+def test_out_not_empty(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    before = snapshot(out)
+    usage_error(capsys, ["train-se", "--out", str(out)], "not empty")
+    assert snapshot(out) == before
+
+
+def test_debug_raises_the_usage_error(tmp_path, capsys):
+    with pytest.raises(UsageError, match="Nope-v0"):
+        main(["train-se", "--out", str(tmp_path / "r"), "--env", "Nope-v0", "--debug"])
+    with pytest.raises(UsageError, match="unknown agent"):
+        main(["evaluate", "--env", "CartPole-v0", "--agent", "ppo", "--debug"])
+
+
+# ---------------------------------------------------------------------------------------------- evaluate errors
+
+def test_evaluate_unknown_agent(capsys):
+    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--agent", "ppo"], "'ppo'", "ddqn")
+
+
+def test_evaluate_needs_proxy_or_env(capsys):
+    usage_error(capsys, ["evaluate"], "--proxy", "--env")
+
+
+def test_evaluate_unknown_env(capsys):
+    usage_error(capsys, ["evaluate", "--env", "Nope-v0"], "'Nope-v0'")
+
+
+def test_evaluate_bad_counts(capsys):
+    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--agents", "0"], "--agents")
+    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--episodes", "0"], "--episodes")
+
+
+def test_evaluate_corrupt_or_missing_proxy(tmp_path, capsys):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(np.random.default_rng(0).bytes(1000))
+    json_out = tmp_path / "j.json"
+    usage_error(capsys, ["evaluate", "--proxy", str(junk), "--json", str(json_out)], str(junk), "not a valid")
+    assert not json_out.exists()
+    usage_error(capsys, ["evaluate", "--proxy", str(tmp_path / "none.safetensors")], "does not exist")
+
+
+# ---------------------------------------------------------------------------------------------- a real tiny run
+
+def test_train_then_evaluate_end_to_end(tmp_path, capsys):
+    run = tmp_path / "R"
+    rc = main(["train-se", "--out", str(run), "--generations", "2", "--population", "2", "--se-hidden", "8",
+               "--vary-hparams", "False", "--stop-when-solved", "False", "--seed", "3"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "Traceback" not in err and "error" not in err
+
+    assert {"config.json", "metrics.jsonl", "se.safetensors", "state.safetensors"} <= set(snapshot(run))
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    config = json.loads((run / "config.json").read_text())
+    assert config["env"] == "CartPole-v0" and config["generations"] == 2 and config["seed"] == 3
+    assert config["es"]["population"] == 2 and config["se"]["hidden"] == 8 and config["vary_hparams"] is False
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for i, row in enumerate(rows):
+        for field in METRIC_FIELDS:
+            assert field in row, field
+        assert row["generation"] == i
+        assert row["fitness_max"] >= row["fitness_mean"]
+        assert 0.0 <= row["score_unperturbed"] <= 200.0
+        assert row["wall_seconds"] > 0
+    assert 0 < rows[0]["real_env_steps"] < rows[1]["real_env_steps"]  # cumulative
+
+    se = synthenv.load(run / "se.safetensors", env_id="CartPole-v0")
+    assert se.env.config.hidden == 8
+    best = max(rows, key=lambda r: r["score_unperturbed"])
+    assert se.metadata["score"] == pytest.approx(best["score_unperturbed"])
+    assert se.metadata["training_config"] == config
+
+    # The finished run refuses to be overwritten, and a resume with a changed setting is refused.
+    before = snapshot(run)
+    usage_error(capsys, ["train-se", "--out", str(run)], "already holds a run")
+    usage_error(capsys, ["train-se", "--out", str(run), "--resume", "--seed", "4"], "seed=3")
+    usage_error(capsys, ["train-se", "--out", str(run), "--resume", "--env", "Acrobot-v1"], "Acrobot-v1")
+    assert snapshot(run) == before
+
+    # evaluate --proxy with the wrong env is refused; then a real evaluation.
+    usage_error(capsys, ["evaluate", "--proxy", str(run / "se.safetensors"), "--env", "Acrobot-v1"],
+                "CartPole-v0", "Acrobot-v1")
+    j = tmp_path / "J.json"
+    rc = main(["evaluate", "--proxy", str(run / "se.safetensors"), "--agents", "2", "--episodes", "2",
+               "--json", str(j)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    result = json.loads(j.read_text())
+    assert len(result["returns"]) == 4
+    assert all(0.0 <= r <= 200.0 for r in result["returns"])
+    assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
+    assert len(result["train_steps"]) == 2 and all(s > 0 for s in result["train_steps"])
+    assert len(result["train_episodes"]) == 2
+    assert 0.0 <= result["solved_fraction"] <= 1.0
+    assert result["env"] == "CartPole-v0" and result["proxy"] == str(run / "se.safetensors")
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
