@@ -12,7 +12,7 @@ import pytest
 from synthenv.agents import ddqn, masked_mlp
 from synthenv.agents.hparams import int_range, layer_range
 from synthenv.evaluation import make_evaluate
-from synthenv.proxies.se import RealEnv
+from synthenv.training_env import RealEnv
 from synthenv.tasks.registry import make_task
 
 N_AGENTS = 4

@@ -15,7 +15,7 @@ from synthenv.evaluation import make_evaluate
 from synthenv.meta.config import TASK_DEFAULTS
 from synthenv.meta.population import make_runner
 from synthenv.proxies.files import load_se
-from synthenv.proxies.se import RealEnv
+from synthenv.training_env import RealEnv
 from synthenv.tasks.registry import make_task
 
 AGENTS = ("ddqn",)

@@ -13,7 +13,8 @@ from flax import traverse_util
 
 from synthenv.errors import UsageError
 from synthenv.io import model_files
-from synthenv.proxies.se import SEConfig, SEState, SyntheticEnv, Transition
+from synthenv.proxies.se import SEConfig, SEState, SyntheticEnv
+from synthenv.training_env import Transition
 from synthenv.tasks.registry import get_spec, make_task
 
 KIND = "synthetic_env"

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from synthenv.nets import ACTIVATIONS, activation_fn
 from synthenv.tasks.registry import Task
+from synthenv.training_env import Transition
 
 
 @dataclass(frozen=True)
@@ -73,18 +74,6 @@ class SEState(NamedTuple):
     t: jax.Array
 
 
-class Transition(NamedTuple):
-    """One step of an environment the inner agent trains on (SE or real task)."""
-
-    obs: jax.Array
-    state: Any
-    reward: jax.Array
-    terminated: jax.Array
-    truncated: jax.Array
-    td_done: jax.Array  # what enters the TD target as (1 - td_done)
-    bad: jax.Array  # the environment produced inf/NaN: the member must be scored as the worst
-
-
 class SyntheticEnv:
     """An SE bound to a real task (for its reset distribution, spaces and step cap)."""
 
@@ -127,26 +116,3 @@ class SyntheticEnv:
         truncated = ~terminated & (t >= self.max_steps)
         td_done = done_value if self.config.raw_done_in_td else terminated.astype(jnp.float32)
         return Transition(next_obs, SEState(next_obs, t), reward, terminated, truncated, td_done, bad)
-
-
-class RealEnv:
-    """The real task behind the same training interface as an SE (``params`` is ignored)."""
-
-    def __init__(self, task: Task):
-        self.task = task
-        self.max_steps = task.spec.max_steps
-
-    @property
-    def obs_dim(self) -> int:
-        return self.task.obs_dim
-
-    @property
-    def n_actions(self) -> int:
-        return self.task.n_actions
-
-    def reset(self, key: jax.Array, params: Any = None):
-        return self.task.reset(key)
-
-    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None) -> Transition:
-        obs, state, reward, terminated, truncated = self.task.step(key, state, action)
-        return Transition(obs, state, reward, terminated, truncated, terminated.astype(jnp.float32), jnp.bool_(False))

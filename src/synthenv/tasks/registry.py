@@ -1,8 +1,9 @@
 """Registry of real tasks: each id's gymnax backend, step cap, solved threshold and return range.
 
-gymnax 1.x folds the step cap into ``is_terminal`` and auto-resets inside ``step``. We step with
-``step_env`` (no auto-reset) under a huge internal cap, so ``terminated`` is the task's own terminal
-condition and ``truncated`` is ours (``t >= max_steps``): truncation is not termination.
+gymnax auto-resets inside ``step`` and keeps its own step cap in the env params. We step with
+``step_env`` (no auto-reset) and set the backend's cap out of reach, so ``terminated`` is only the
+task's own terminal condition and ``truncated`` is ours (``t >= max_steps``): truncation is not
+termination.
 """
 
 from __future__ import annotations

@@ -1,0 +1,74 @@
+"""Wall time to a solved SE with the default config, over several seeds, each in a fresh process.
+
+Prints per seed: generations, solved, compile seconds, total wall seconds (compile included), median
+seconds per generation, agent-steps per second (inner training steps of all agents / generation time),
+real-env steps, peak RSS, and the mean real return of 16 fresh DDQN agents with varied HPs trained only
+on the learned SE (the README's evaluate command). Usage:
+
+    python benchmarks/train_se.py --env CartPole-v0 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, os, resource, sys, time
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=%d" % os.cpu_count())
+t0 = time.perf_counter()
+from synthenv.meta.config import make_config
+from synthenv.meta.run import train_se
+from synthenv.experiments.evaluate import evaluate_agents
+env, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+config = make_config(env=env, seed=seed)
+summary = train_se(config, out)
+wall = time.perf_counter() - t0
+ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
+agents = config.es.population * (2 if config.es.mirrored else 1) + config.unperturbed_agents
+print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
+                  "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
+                  "eval_train_steps": ev["mean_train_steps"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--env", default="CartPole-v0")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = p.parse_args()
+    rows = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = str(Path(tmp) / "run")
+            t = time.perf_counter()
+            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            metrics = [json.loads(l) for l in open(Path(out) / "metrics.jsonl")]
+        per_gen = [m["wall_seconds"] for m in metrics]
+        agent_steps = [m["train_steps_mean"] * r["agents_per_generation"] / m["wall_seconds"] for m in metrics]
+        s = r["summary"]
+        row = {"seed": seed, "solved": s["solved"], "generations": s["generations_done"],
+               "compile_s": round(s["compile_seconds"], 1), "wall_to_se_s": round(r["wall_to_se"], 1),
+               "median_s_per_gen": round(statistics.median(per_gen), 2),
+               "agent_steps_per_s": round(statistics.median(agent_steps)),
+               "real_env_steps": s["real_env_steps"], "peak_rss_mb": round(r["peak_rss_mb"]),
+               "eval_mean_return": round(r["eval_mean_return"], 1),
+               "eval_solved_fraction": r["eval_solved_fraction"], "eval_train_steps": r["eval_train_steps"],
+               "process_s": round(time.perf_counter() - t, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("median wall to SE (s):", statistics.median(r["wall_to_se_s"] for r in rows))
+    print("median eval mean return:", statistics.median(r["eval_mean_return"] for r in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""What an inner agent trains on: one transition type shared by SEs and the real task, and the real
+task behind that interface (the baseline)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from synthenv.tasks.registry import Task
+
+
+class Transition(NamedTuple):
+    """One step of an environment the inner agent trains on (SE or real task)."""
+
+    obs: jax.Array
+    state: Any
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    td_done: jax.Array  # what enters the TD target as (1 - td_done)
+    bad: jax.Array  # the environment produced inf/NaN: the member must be scored as the worst
+
+
+class RealEnv:
+    """The real task behind the same training interface as an SE (``params`` is ignored)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.max_steps = task.spec.max_steps
+
+    @property
+    def obs_dim(self) -> int:
+        return self.task.obs_dim
+
+    @property
+    def n_actions(self) -> int:
+        return self.task.n_actions
+
+    def reset(self, key: jax.Array, params: Any = None):
+        return self.task.reset(key)
+
+    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None) -> Transition:
+        obs, state, reward, terminated, truncated = self.task.step(key, state, action)
+        return Transition(obs, state, reward, terminated, truncated, terminated.astype(jnp.float32), jnp.bool_(False))
