@@ -23,8 +23,8 @@ class Transition(NamedTuple):
     bad: jax.Array  # the environment produced inf/NaN: the member must be scored as the worst
 
 
-class RealEnv:
-    """The real task behind the same training interface as an SE (``params`` is ignored)."""
+class TaskBound:
+    """An environment bound to a real task: spaces and step cap come from the task."""
 
     def __init__(self, task: Task):
         self.task = task
@@ -37,6 +37,10 @@ class RealEnv:
     @property
     def n_actions(self) -> int:
         return self.task.n_actions
+
+
+class RealEnv(TaskBound):
+    """The real task behind the same training interface as an SE (``params`` is ignored)."""
 
     def reset(self, key: jax.Array, params: Any = None):
         return self.task.reset(key)

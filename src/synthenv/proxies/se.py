@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from synthenv.nets import ACTIVATIONS, activation_fn
 from synthenv.tasks.registry import Task
-from synthenv.training_env import Transition
+from synthenv.training_env import TaskBound, Transition
 
 
 @dataclass(frozen=True)
@@ -74,23 +74,14 @@ class SEState(NamedTuple):
     t: jax.Array
 
 
-class SyntheticEnv:
+class SyntheticEnv(TaskBound):
     """An SE bound to a real task (for its reset distribution, spaces and step cap)."""
 
     def __init__(self, task: Task, config: SEConfig = SEConfig()):
         config.validate()
-        self.task = task
+        super().__init__(task)
         self.config = config
         self.network = SENetwork(task.obs_dim, task.n_actions, config)
-        self.max_steps = task.spec.max_steps
-
-    @property
-    def obs_dim(self) -> int:
-        return self.task.obs_dim
-
-    @property
-    def n_actions(self) -> int:
-        return self.task.n_actions
 
     def init(self, key: jax.Array) -> Any:
         """Fresh SE weights (flax default init, as the paper: no pre-training)."""
