@@ -36,7 +36,7 @@ class GenerationProgress:
                                                completed=d["generations_done"], eta="?")
         elif kind == "generation":
             done, total = d["generations_done"], d["generations"]
-            per_gen = d["total_wall_seconds"] / max(1, len(range(done)))
+            per_gen = d["total_wall_seconds"] / max(1, done)
             eta = f"≤{per_gen * (total - done):.0f}s"
             self.console.print(
                 f"gen {d['generation']:3d}  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
@@ -51,11 +51,11 @@ class GenerationProgress:
 
 
 def print_evaluation(r: dict) -> None:
-    table = Table(title=f"{r['agents'] if 'agents' in r else len(r['train_steps'])} {r['agent']} agents "
+    n = len(r["train_steps"])
+    table = Table(title=f"{n} {r['agent']} agents "
                         f"trained on {r['proxy'] or r['env'] + ' (real)'}, tested on {r['env']}")
     for col in ("mean return", "solved fraction", "train steps (mean)", "train episodes (mean)", "diverged", "seconds"):
         table.add_column(col, justify="right")
-    n = len(r["train_steps"])
     table.add_row(f"{r['mean_return']:.2f}", f"{r['solved_fraction']:.2f}", f"{sum(r['train_steps']) / n:,.0f}",
                   f"{sum(r['train_episodes']) / n:,.1f}", str(r["diverged"]), f"{r['wall_seconds']:.1f}")
     Console().print(table)
