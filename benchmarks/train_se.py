@@ -6,6 +6,10 @@ real-env steps, peak RSS, and the mean real return of 16 fresh DDQN agents with 
 on the learned SE (the README's evaluate command). Usage:
 
     python benchmarks/train_se.py --env CartPole-v0 --seeds 0 1 2
+    python benchmarks/train_se.py --seeds 0 1 --set es.strategy=open_es --set agent.proxy_min_steps=500
+
+``--set section.field=value`` overrides one field of the default config (sections: es, se, agent;
+no section: a top-level field such as ``generations``); values are parsed as JSON when they can be.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from synthenv.meta.config import make_config
 from synthenv.meta.run import train_se
 from synthenv.experiments.evaluate import evaluate_agents
 env, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-config = make_config(env=env, seed=seed)
+overrides = json.loads(sys.argv[4])
+config = make_config(env=env, seed=seed, **overrides)
 summary = train_se(config, out)
 wall = time.perf_counter() - t0
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
@@ -39,17 +44,33 @@ print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation
 """
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["es.sigma=0.1", "generations=50"]`` -> ``{"es": {"sigma": 0.1}, "generations": 50}``."""
+    out: dict = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        section, _, field = name.rpartition(".")
+        (out.setdefault(section, {}) if section else out)[field] = value
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--env", default="CartPole-v0")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     args = p.parse_args()
+    overrides = parse_overrides(args.set)
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             out = str(Path(tmp) / "run")
             t = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out],
+            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides)],
                                  capture_output=True, text=True, check=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])
             metrics = [json.loads(l) for l in open(Path(out) / "metrics.jsonl")]

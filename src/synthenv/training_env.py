@@ -29,14 +29,8 @@ class TaskBound:
     def __init__(self, task: Task):
         self.task = task
         self.max_steps = task.spec.max_steps
-
-    @property
-    def obs_dim(self) -> int:
-        return self.task.obs_dim
-
-    @property
-    def n_actions(self) -> int:
-        return self.task.n_actions
+        self.obs_dim, self.n_actions, self.continuous = task.obs_dim, task.n_actions, task.continuous
+        self.action_dim, self.action_high = task.action_dim, task.action_high
 
 
 class RealEnv(TaskBound):

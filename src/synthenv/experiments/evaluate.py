@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from synthenv.agents import ddqn
+from synthenv.agents.registry import check_supports
 from synthenv.errors import UsageError
 from synthenv.evaluation import make_evaluate
 from synthenv.meta.config import TASK_DEFAULTS
@@ -18,15 +18,13 @@ from synthenv.proxies.files import load_se
 from synthenv.training_env import RealEnv
 from synthenv.tasks.registry import make_task
 
-AGENTS = ("ddqn",)
-
-
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
                     agents: int = 16, episodes: int = 10, vary_hparams: bool = False,
                     preset: str | None = None, seed: int = 0, n_devices: int | None = None) -> dict:
-    """Returns every test return, their mean, per-agent training steps and episodes, solved fraction."""
-    if agent not in AGENTS:
-        raise UsageError(f"unknown agent {agent!r}; known agents: {', '.join(AGENTS)}")
+    """Returns every test return, their mean, per-agent training steps and episodes, solved fraction.
+
+    ``agent`` names any registered agent (``synthenv.agents.registry``); ``preset`` one of its presets.
+    """
     if agents < 1 or episodes < 1:
         raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
     if proxy is None and env is None:
@@ -38,15 +36,16 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         task = make_task(env)
         train_env, env_params, rule = RealEnv(task), None, "threshold"
     spec = task.spec
-    preset = preset or TASK_DEFAULTS.get(spec.id, {}).get("preset", "small")
-    config = ddqn.resolve(preset)
-    shapes = ddqn.max_shapes(config, vary_hparams)
-    train = ddqn.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
-    evaluate = make_evaluate(task, ddqn.make_policy(config), episodes)
+    module = check_supports(agent, spec.continuous, spec.id)
+    preset = preset or (TASK_DEFAULTS.get(spec.id, {}).get("preset", "small") if agent == "ddqn" else "small")
+    config = module.resolve(preset)
+    shapes = module.max_shapes(config, vary_hparams)
+    train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
+    evaluate = make_evaluate(task, module.make_policy(config), episodes)
 
     def one_agent(key):
         k_hp, k_train, k_eval = jax.random.split(key, 3)
-        hp = ddqn.sample_hparams(k_hp, config, vary_hparams)
+        hp = module.sample_hparams(k_hp, config, vary_hparams)
         result = train(k_train, env_params, hp)
         returns, _ = evaluate(k_eval, result.params, hp)
         returns = jnp.where(result.diverged, spec.min_return, returns)

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from synthenv.errors import UsageError
 from synthenv.nets import ACTIVATIONS, activation_fn
 from synthenv.tasks.registry import Task
 from synthenv.training_env import TaskBound, Transition
@@ -31,8 +32,6 @@ class SEConfig:
     """Quirk of the original: feed the raw (unthresholded) done output into the TD target as (1 - done)."""
 
     def validate(self) -> None:
-        from synthenv.errors import UsageError
-
         if self.hidden < 1 or self.layers < 1:
             raise UsageError(f"SE hidden size and layers must be >= 1, got {self.hidden} and {self.layers}")
         if self.activation not in ACTIVATIONS:
@@ -79,6 +78,8 @@ class SyntheticEnv(TaskBound):
 
     def __init__(self, task: Task, config: SEConfig = SEConfig()):
         config.validate()
+        if task.continuous:
+            raise UsageError(f"SEs are implemented for discrete-action tasks only; {task.spec.id} is continuous")
         super().__init__(task)
         self.config = config
         self.network = SENetwork(task.obs_dim, task.n_actions, config)

@@ -27,13 +27,24 @@ class TaskSpec:
     solved_threshold: float
     min_return: float  # the worst possible episode return: the score a diverged member gets
     obs_dim: int
-    n_actions: int
+    n_actions: int  # discrete tasks: the number of actions; 0 for continuous tasks
+    action_dim: int = 0  # continuous tasks: actions are float vectors in [-action_high, action_high]
+    action_high: float = 0.0
+
+    @property
+    def continuous(self) -> bool:
+        return self.n_actions == 0
 
 
 TASKS: dict[str, TaskSpec] = {
     "CartPole-v0": TaskSpec("CartPole-v0", "CartPole-v1", 200, 195.0, 0.0, 4, 2),
     "CartPole-v1": TaskSpec("CartPole-v1", "CartPole-v1", 500, 475.0, 0.0, 4, 2),
     "Acrobot-v1": TaskSpec("Acrobot-v1", "Acrobot-v1", 500, -100.0, -500.0, 6, 3),
+    # Continuous control, for the continuous agents. Pendulum has no official threshold: -200 is
+    # our mark for a policy that swings up and balances from most starts.
+    "Pendulum-v1": TaskSpec("Pendulum-v1", "Pendulum-v1", 200, -200.0, -3300.0, 3, 0, 1, 2.0),
+    "MountainCarContinuous-v0": TaskSpec("MountainCarContinuous-v0", "MountainCarContinuous-v0", 999,
+                                         90.0, -99.9, 2, 0, 1, 1.0),
 }
 
 
@@ -49,17 +60,11 @@ class Task:
         import gymnax
 
         self.spec = spec
+        self.obs_dim, self.n_actions, self.continuous = spec.obs_dim, spec.n_actions, spec.continuous
+        self.action_dim, self.action_high = spec.action_dim, spec.action_high
         self._env, params = gymnax.make(spec.gymnax_id)
         # The cap is enforced here, so the backend's own cap must never fire.
         self._params = params.replace(max_steps_in_episode=2**30)
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
-
-    @property
-    def n_actions(self) -> int:
-        return self.spec.n_actions
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, TaskState]:
         obs, env_state = self._env.reset_env(key, self._params)

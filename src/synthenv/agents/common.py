@@ -1,0 +1,159 @@
+"""What every inner agent shares: the result type, the replay buffer, episode bookkeeping with the
+paper's stop rules, and the chunked training loop that runs only until the slowest agent stops.
+
+Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so the generation step,
+``evaluate`` and the experiments can use any of them (see ``synthenv.agents.registry``):
+
+- ``Config``: a frozen dataclass with ``validate()``; it carries the ``StopConfig`` fields below.
+- ``PRESETS``: named configs, ``"small"`` is our default for SE work; ``resolve(preset, **overrides)``.
+- ``HParams`` (per-agent traced values), ``Shapes`` (static maximum shapes), ``max_shapes(config,
+  vary)`` and ``sample_hparams(key, config, vary)``: the paper's varied-HP sampler.
+- ``make_train(config, env, shapes, stop_rule, threshold)`` returning a pure ``train(key, env_params,
+  hp) -> TrainResult`` usable under ``vmap``.
+- ``make_policy(config)`` returning ``policy(params, hp, obs) -> action`` (greedy / deterministic).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class TrainResult(NamedTuple):
+    params: Any
+    steps: jax.Array
+    episodes: jax.Array
+    diverged: jax.Array
+    last_return: jax.Array
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stop rules
+
+
+def check_stop_fields(config) -> dict[str, bool]:
+    """Validity checks of the stop fields every agent config carries (merged into its ``validate``)."""
+    return {"max_episodes": config.max_episodes >= 1, "max_steps": config.max_steps >= 1,
+            "proxy_max_steps": config.proxy_max_steps >= 1, "proxy_min_steps": config.proxy_min_steps >= 0,
+            "stop_window": config.stop_window >= 1, "stop_tolerance": config.stop_tolerance >= 0}
+
+
+def step_cap(config, stop_rule: str) -> int:
+    """Environment steps an agent may take: ``proxy_max_steps`` on a proxy, ``max_steps`` on the real task."""
+    return config.proxy_max_steps if stop_rule == "converged" else config.max_steps
+
+
+def make_stop_test(config, stop_rule: str, threshold: float) -> Callable:
+    """``stop(recent, episodes, steps) -> bool`` checked at the end of each episode.
+
+    "converged" (on a proxy, the paper's rule): the mean return of the last ``stop_window`` episodes is
+    within ``stop_tolerance`` (relative) of the mean of the window before, after at least
+    ``proxy_min_steps`` steps. "threshold" (on the real task): the mean of the last ``stop_window``
+    returns reaches ``threshold``. ``recent`` holds the last ``2 * stop_window`` returns, oldest first.
+    """
+    if stop_rule not in ("converged", "threshold"):
+        raise ValueError(f"unknown stop rule {stop_rule!r}")
+    window = config.stop_window
+
+    def stop(recent, episodes, steps):
+        last, prev = jnp.mean(recent[window:]), jnp.mean(recent[:window])
+        if stop_rule == "converged":
+            diff = jnp.abs(last - prev)
+            ok = (diff < config.stop_tolerance * jnp.abs(prev)) | (diff == 0)
+            return ok & (episodes >= 2 * window) & (steps >= config.proxy_min_steps)
+        return (last >= threshold) & (episodes >= window)
+
+    return stop
+
+
+class Episodes(NamedTuple):
+    """Per-agent episode bookkeeping."""
+
+    ep_return: jax.Array
+    recent: jax.Array  # the last 2 * stop_window episode returns, oldest first
+    episodes: jax.Array
+    steps: jax.Array
+
+    @staticmethod
+    def init(window: int) -> "Episodes":
+        return Episodes(jnp.float32(0), jnp.zeros((2 * window,), jnp.float32), jnp.int32(0), jnp.int32(0))
+
+    def record(self, active, reward, ep_end) -> "Episodes":
+        """Add one step's reward (``active`` agents only); close the episode where ``ep_end``."""
+        ep_return = self.ep_return + jnp.where(active, reward, 0.0)
+        recent = jnp.where(ep_end, jnp.concatenate([self.recent[1:], ep_return[None]]), self.recent)
+        return Episodes(jnp.where(ep_end, 0.0, ep_return), recent, self.episodes + ep_end, self.steps + active)
+
+
+def should_end(config, stop_rule: str, stop_test: Callable, ep: Episodes, ep_end, diverged):
+    """Whether an agent stops after this step: stop rule at an episode end, episode or step cap, divergence."""
+    stop = ep_end & stop_test(ep.recent, ep.episodes, ep.steps)
+    return stop | (ep.episodes >= config.max_episodes) | (ep.steps >= step_cap(config, stop_rule)) | diverged
+
+
+def reset_where(env, key, env_params, ep_end, obs, env_state):
+    """Reset the environment where an episode ended (environments do not auto-reset)."""
+    reset_obs, reset_state = env.reset(key, env_params)
+    obs = jnp.where(ep_end, reset_obs, obs)
+    env_state = jax.tree.map(lambda a, b: jnp.where(ep_end, a, b), reset_state, env_state)
+    return obs, env_state
+
+
+def keep_where(cond, new, old):
+    """``new`` where ``cond`` else ``old``, leaf by leaf (masked updates inside a vmapped population)."""
+    return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def run_until_stopped(step: Callable, state, chunk_steps: int):
+    """Run ``step`` in ``lax.scan`` chunks inside a ``lax.while_loop`` until ``state.stopped``.
+
+    Under ``vmap`` the loop runs until every agent of the batch has stopped; stopped agents must
+    leave their state unchanged (masks), so nobody pays for the step cap unless some agent needs it.
+    """
+
+    def chunk(s):
+        return jax.lax.scan(lambda c, _: (step(c), None), s, None, length=chunk_steps)[0]
+
+    return jax.lax.while_loop(lambda s: ~s.stopped, chunk, state)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Replay buffer
+
+
+class Replay(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    done: jax.Array
+    size: jax.Array
+    ptr: jax.Array
+
+    @staticmethod
+    def init(capacity: int, obs_dim: int, action_shape: tuple = (), action_dtype=jnp.int32) -> "Replay":
+        z = lambda *s: jnp.zeros((capacity, *s), jnp.float32)  # noqa: E731
+        return Replay(z(obs_dim), jnp.zeros((capacity, *action_shape), action_dtype), z(), z(obs_dim), z(),
+                      jnp.int32(0), jnp.int32(0))
+
+    def add(self, active, obs, action, reward, next_obs, done) -> "Replay":
+        """Store one transition. An inactive (stopped) agent writes into the slot it would use next
+        without claiming it, which keeps the update free of a data-dependent branch."""
+        capacity = self.obs.shape[0]
+        p = self.ptr
+        return Replay(self.obs.at[p].set(obs), self.action.at[p].set(action), self.reward.at[p].set(reward),
+                      self.next_obs.at[p].set(next_obs), self.done.at[p].set(done),
+                      jnp.where(active, jnp.minimum(self.size + 1, capacity), self.size),
+                      jnp.where(active, (p + 1) % capacity, p))
+
+    def sample(self, key, batch_size: int):
+        """``(obs, action, reward, next_obs, done)`` of ``batch_size`` uniform draws from the filled part."""
+        idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
+        return self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.done[idx]
+
+
+def batch_mask(max_batch: int, batch_size) -> jax.Array:
+    """1.0 for the first ``batch_size`` rows of a maximum-size batch (varied batch sizes under vmap)."""
+    return (jnp.arange(max_batch) < batch_size).astype(jnp.float32)

@@ -1,0 +1,32 @@
+"""Inner agents by name. Every agent module has the API described in ``synthenv.agents.common``."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from synthenv.errors import UsageError
+
+# name -> module under synthenv.agents
+AGENTS: dict[str, str] = {
+    "ddqn": "ddqn",
+}
+
+
+def get_agent(name: str) -> ModuleType:
+    """The agent module for ``name``; a one-line error for an unknown name."""
+    try:
+        module = AGENTS[name]
+    except KeyError:
+        raise UsageError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}") from None
+    return importlib.import_module(f"synthenv.agents.{module}")
+
+
+def check_supports(name: str, continuous: bool, env_id: str) -> ModuleType:
+    """The agent module, after checking it can act in the task's action space."""
+    agent = get_agent(name)
+    if continuous and not agent.CONTINUOUS:
+        raise UsageError(f"agent {name!r} needs discrete actions; {env_id} has continuous actions")
+    if not continuous and not agent.DISCRETE:
+        raise UsageError(f"agent {name!r} needs continuous actions; {env_id} has discrete actions")
+    return agent
