@@ -32,6 +32,9 @@ class TrainSE:
     """ES population size (default 16)."""
     preset: Optional[str] = None
     """Inner DDQN preset: small (default), cartpole, acrobot, hpvar (the paper's)."""
+    inner_agents: Optional[str] = None
+    """Comma-separated inner algorithms, cycled one per generation, e.g. ddqn,dueling_ddqn,ppo,sac
+    (default ddqn). Other agents use their small preset."""
     strategy: Optional[str] = None
     """nes (the paper's, default), open_es or snes (evosax)."""
     sigma: Optional[float] = None
@@ -92,8 +95,9 @@ def _train_se(a: TrainSE) -> int:
     es = {k: v for k, v in dict(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
                                 score_transform=a.score_transform, mirrored=a.mirrored).items() if v is not None}
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
+    inner = tuple(n.strip() for n in a.inner_agents.split(",") if n.strip()) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
-                                 stop_when_solved=a.stop_when_solved).items() if v is not None}
+                                 stop_when_solved=a.stop_when_solved, inner_agents=inner).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
     if a.resume:
         config = run.load_run_config(a.out)
@@ -117,6 +121,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
     saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
+             "inner_agents": config.inner_agents,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
              **{k: v for k, v in top.items() if k != "generations"}}

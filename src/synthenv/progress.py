@@ -22,7 +22,8 @@ class GenerationProgress:
         self.progress.__enter__()
         c = self.config
         self.console.print(f"learning an SE for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
-                           f"DDQN preset {c.preset}{' (varied HPs)' if c.vary_hparams else ''}, "
+                           f"{'DDQN preset ' + c.preset if c.inner_agents == ('ddqn',) else 'inner agents ' + ', '.join(c.inner_agents) + ' (cycled)'}"
+                           f"{' (varied HPs)' if c.vary_hparams else ''}, "
                            f"up to {c.generations} generations")
         return self
 
@@ -39,7 +40,9 @@ class GenerationProgress:
             per_gen = d["total_wall_seconds"] / max(1, done)
             eta = f"≤{per_gen * (total - done):.0f}s"
             self.console.print(
-                f"gen {d['generation']:3d}  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
+                f"gen {d['generation']:3d}"
+                + (f" {d['inner_agent']:<12}" if len(self.config.inner_agents) > 1 else "")
+                + f"  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
                 f"unperturbed {d['score_unperturbed']:8.2f}  real steps {d['real_env_steps']:>10,d}  "
                 f"{d['wall_seconds']:5.1f} s/gen  {eta}" + ("  [green]solved[/]" if d["solved"] else ""))
             self.progress.update(self.task, completed=done, eta=eta)

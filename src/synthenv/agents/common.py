@@ -15,6 +15,7 @@ Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -31,6 +32,16 @@ class TrainResult(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------------
 # Stop rules
+
+
+PROTOCOL_FIELDS = ("max_episodes", "proxy_max_steps", "proxy_min_steps", "stop_window", "stop_tolerance")
+"""The stop fields that define the training protocol on a proxy. An SE is learned for one protocol, so
+agents trained on it later (any algorithm) take these from the SE's training config."""
+
+
+def with_protocol(config, source: dict):
+    """``config`` with the protocol fields of ``source`` (a config dict), where ``source`` has them."""
+    return replace(config, **{k: source[k] for k in PROTOCOL_FIELDS if k in source})
 
 
 def check_stop_fields(config) -> dict[str, bool]:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from synthenv.agents.common import with_protocol
 from synthenv.agents.registry import check_supports
 from synthenv.errors import UsageError
 from synthenv.evaluation import make_evaluate
@@ -17,6 +18,21 @@ from synthenv.meta.population import make_runner
 from synthenv.proxies.files import load_se
 from synthenv.training_env import RealEnv
 from synthenv.tasks.registry import make_task
+
+def _agent_config(module, agent: str, preset: str | None, env_id: str, trained_with: dict):
+    """The config agents train with: on an SE without ``preset``, the SE's own DDQN config for DDQN;
+    any other agent or preset takes the SE's training protocol (stop rule, step caps, see
+    ``common.PROTOCOL_FIELDS``)."""
+    inner = trained_with.get("agent")
+    if inner and agent == "ddqn" and preset is None:
+        try:
+            return module.Config(**inner), trained_with.get("preset", "custom")
+        except TypeError as e:
+            raise UsageError(f"the SE's training config has an unknown DDQN setting ({e})") from None
+    preset = preset or (TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small")
+    config = module.resolve(preset)
+    return (with_protocol(config, inner) if inner else config), preset
+
 
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
                     agents: int = 16, episodes: int = 10, vary_hparams: bool = False,
@@ -29,16 +45,17 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
     if proxy is None and env is None:
         raise UsageError("give --proxy (an SE file) or --env (train on the real task)")
+    trained_with = {}
     if proxy is not None:
         loaded = load_se(proxy, env_id=env)
         task, train_env, env_params, rule = loaded.env.task, loaded.env, loaded.params, "converged"
+        trained_with = loaded.metadata.get("training_config") or {}
     else:
         task = make_task(env)
         train_env, env_params, rule = RealEnv(task), None, "threshold"
     spec = task.spec
     module = check_supports(agent, spec.continuous, spec.id)
-    preset = preset or (TASK_DEFAULTS.get(spec.id, {}).get("preset", "small") if agent == "ddqn" else "small")
-    config = module.resolve(preset)
+    config, preset = _agent_config(module, agent, preset, spec.id, trained_with)
     shapes = module.max_shapes(config, vary_hparams)
     train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
     evaluate = make_evaluate(task, module.make_policy(config), episodes)

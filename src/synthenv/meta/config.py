@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from synthenv.agents.common import with_protocol
 from synthenv.agents.ddqn import PRESETS, DDQNConfig, resolve
+from synthenv.agents.registry import check_supports
 from synthenv.errors import UsageError
 from synthenv.meta.strategies import ESConfig
 from synthenv.proxies.se import SEConfig
@@ -32,6 +34,9 @@ class TrainSEConfig:
     se: SEConfig = field(default_factory=SEConfig)
     preset: str = "small"
     agent: DDQNConfig = field(default_factory=DDQNConfig)
+    """The DDQN config; its protocol fields (stop rule, step caps) apply to every inner agent."""
+    inner_agents: tuple[str, ...] = ("ddqn",)
+    """Algorithms the inner agents use, cycled one per generation (algorithm-invariant SEs)."""
     vary_hparams: bool = True
     """Train each agent with hyperparameters drawn from the paper's varied-HP distribution."""
     unperturbed_agents: int = 16
@@ -39,7 +44,11 @@ class TrainSEConfig:
     eval_episodes: int = 10
 
     def validate(self) -> None:
-        get_spec(self.env)
+        spec = get_spec(self.env)
+        if not self.inner_agents:
+            raise UsageError("inner_agents must name at least one agent")
+        for name in self.inner_agents:
+            check_supports(name, spec.continuous, spec.id)
         self.es.validate()
         self.se.validate()
         self.agent.validate()
@@ -50,12 +59,21 @@ class TrainSEConfig:
         if self.eval_episodes < 1:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
 
+    def agent_config(self, name: str):
+        """The config of inner agent ``name``: ``agent`` for DDQN; another agent's ``small`` preset
+        with the run's training protocol."""
+        if name == "ddqn":
+            return self.agent
+        return with_protocol(check_supports(name, False, self.env).resolve("small"), asdict(self.agent))
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready (tuples as lists)."""
+        return {**asdict(self), "inner_agents": list(self.inner_agents)}
 
     @staticmethod
     def from_dict(d: dict) -> "TrainSEConfig":
         d = dict(d)
+        d["inner_agents"] = tuple(d.get("inner_agents", ("ddqn",)))
         return TrainSEConfig(es=ESConfig(**d.pop("es")), se=SEConfig(**d.pop("se")),
                              agent=DDQNConfig(**d.pop("agent")), **d)
 
@@ -70,6 +88,8 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
         raise UsageError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     es_cfg = replace(ESConfig(), **(es or {}))
     top.setdefault("unperturbed_agents", es_cfg.population)
+    if "inner_agents" in top:
+        top["inner_agents"] = tuple(top["inner_agents"])
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
                         se=replace(defaults.get("se", SEConfig()), **(se or {})),
                         agent=resolve(preset, **(agent or {})), **top)

@@ -8,7 +8,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from synthenv.agents import ddqn
 from synthenv.evaluation import make_evaluate
 from synthenv.meta.population import make_runner
 
@@ -24,13 +23,14 @@ class GenerationStats(NamedTuple):
     diverged: jax.Array
 
 
-def make_member(se_env, task, unravel, agent_config, shapes, eval_episodes):
-    """``member(flat_se_params, hp, key)``: train a fresh agent on the SE, score it on the real task.
+def make_member(agent, se_env, task, unravel, agent_config, shapes, eval_episodes):
+    """``member(flat_se_params, hp, key)``: train a fresh ``agent`` (an agent module) on the SE, score
+    it on the real task.
 
     A member whose SE produced inf/NaN (or whose training diverged) gets the task's worst return.
     """
-    train = ddqn.make_train(agent_config, se_env, shapes, stop_rule="converged")
-    evaluate = make_evaluate(task, ddqn.make_policy(agent_config), eval_episodes)
+    train = agent.make_train(agent_config, se_env, shapes, stop_rule="converged")
+    evaluate = make_evaluate(task, agent.make_policy(agent_config), eval_episodes)
 
     def member(flat, hp, key):
         k_train, k_eval = jax.random.split(key)
@@ -42,9 +42,11 @@ def make_member(se_env, task, unravel, agent_config, shapes, eval_episodes):
     return member
 
 
-def make_generation(strategy, member, agent_config, vary_hparams: bool, unperturbed_agents: int,
-                    n_devices: int | None = None):
-    """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted."""
+def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n_devices: int | None = None):
+    """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted.
+
+    ``sample_hparams(key)`` draws one agent's hyperparameters.
+    """
     run = make_runner(member, n_devices)
 
     def generation(es_state, key):
@@ -56,7 +58,7 @@ def make_generation(strategy, member, agent_config, vary_hparams: bool, unpertur
         # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
         slots = jnp.concatenate([strategy.draw_slots, n_cands + jnp.arange(unperturbed_agents)])
         n_draws = n_cands + unperturbed_agents
-        hps = jax.vmap(lambda k: ddqn.sample_hparams(k, agent_config, vary_hparams))(jax.random.split(k_hp, n_draws))
+        hps = jax.vmap(sample_hparams)(jax.random.split(k_hp, n_draws))
         hps = jax.tree.map(lambda x: x[slots], hps)
         keys = jax.random.split(k_agents, n_draws)[slots]
         score, steps, episodes, diverged, real_steps = run(flats, hps, keys)

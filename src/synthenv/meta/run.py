@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from synthenv.agents import ddqn
+from synthenv.agents.registry import get_agent
 from synthenv.errors import UsageError
 from synthenv.io import model_files
 from synthenv.io.atomic import write_json_atomic, write_text_atomic
@@ -34,7 +34,8 @@ STATE_KIND = "es_run_state"
 
 
 class SELearner:
-    """The compiled pieces of one run: initial ES state and the one-call generation step."""
+    """The compiled pieces of one run: initial ES state and one compiled generation step per inner
+    agent (generation ``g`` uses ``config.inner_agents[g % len(inner_agents)]``)."""
 
     def __init__(self, config: TrainSEConfig, n_devices: int | None = None):
         config.validate()
@@ -45,19 +46,32 @@ class SELearner:
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
         self.strategy = make_strategy(config.es, flat0.size)
-        shapes = ddqn.max_shapes(config.agent, config.vary_hparams)
-        member = make_member(self.se, self.task, self.unravel, config.agent, shapes, config.eval_episodes)
-        self.generation = make_generation(self.strategy, member, config.agent, config.vary_hparams,
-                                          config.unperturbed_agents, n_devices)
+        self.steps = [self._generation_step(name, n_devices) for name in config.inner_agents]
         self.init_state = self.strategy.init(self.init_key, flat0)
+
+    def _generation_step(self, name: str, n_devices: int | None):
+        c = self.config
+        agent, agent_config = get_agent(name), c.agent_config(name)
+        shapes = agent.max_shapes(agent_config, c.vary_hparams)
+        member = make_member(agent, self.se, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
+        sample = lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)  # noqa: E731
+        return make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices)
+
+    def generation(self, es_state, generation: int):
+        """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
+        step = self.steps[generation % len(self.steps)]
+        return step(es_state, self.key_for(generation))
+
+    def inner_agent(self, generation: int) -> str:
+        return self.config.inner_agents[generation % len(self.steps)]
 
     def key_for(self, generation: int) -> jax.Array:
         return jax.random.fold_in(self.gen_key, generation)
 
     def compile(self) -> float:
-        """Compile the generation step; returns seconds."""
+        """Compile the generation steps; returns seconds."""
         t = time.perf_counter()
-        self.generation = self.generation.lower(self.init_state, self.key_for(0)).compile()
+        self.steps = [s.lower(self.init_state, self.key_for(0)).compile() for s in self.steps]
         return time.perf_counter() - t
 
 
@@ -109,6 +123,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     threshold = learner.task.spec.solved_threshold
 
     es_state, done, metrics = learner.init_state, 0, []
+    latest: dict[str, float] = {}  # the last unperturbed score of each inner agent
     best = {"score": -np.inf, "generation": -1}
     best_se = learner.strategy.mean(es_state)
     totals = {"real_env_steps": 0, "wall_seconds": 0.0}
@@ -119,6 +134,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
             es_state = _restore_state(es_state, tensors, out / STATE_FILE)
             best_se = jnp.asarray(tensors["best_se"])
             done, best, totals, solved = meta["generations_done"], meta["best"], meta["totals"], meta["solved"]
+            latest = meta.get("latest_scores", {})
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < done]
     else:
@@ -129,24 +145,27 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     emit("compiled", {"compile_seconds": compile_s, "generations_done": done})
     while done < config.generations and not (solved and config.stop_when_solved):
         t = time.perf_counter()
-        es_state, evaluated, stats = learner.generation(es_state, learner.key_for(done))
+        es_state, evaluated, stats = learner.generation(es_state, done)
         stats = {k: v.item() for k, v in stats._asdict().items()}
         seconds = time.perf_counter() - t
         totals = {"real_env_steps": totals["real_env_steps"] + int(stats["real_env_steps"]),
                   "wall_seconds": totals["wall_seconds"] + seconds}
-        score = stats["score_unperturbed"]
+        latest[learner.inner_agent(done)] = stats["score_unperturbed"]
+        # The SE's score: the worst inner agent's latest unperturbed score (once every agent has run).
+        score = min(latest.values()) if len(latest) == len(config.inner_agents) else -np.inf
         solved = solved or score >= threshold
-        if score >= best["score"]:
+        if score >= best["score"] and np.isfinite(score):
             best, best_se = {"score": score, "generation": done}, evaluated
             save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
-        row = {"generation": done, **stats, "real_env_steps": totals["real_env_steps"],
+        row = {"generation": done, "inner_agent": learner.inner_agent(done), **stats, "real_env_steps": totals["real_env_steps"],
                "real_env_steps_generation": int(stats["real_env_steps"]), "wall_seconds": seconds,
                "solved": score >= threshold}
         metrics.append(row)
         write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
         done += 1
         model_files.save(out / STATE_FILE, _state_tensors(es_state, best_se), {
-            "kind": STATE_KIND, "generations_done": done, "best": best, "totals": totals, "solved": solved})
+            "kind": STATE_KIND, "generations_done": done, "best": best, "totals": totals, "solved": solved,
+            "latest_scores": latest})
         emit("generation", {**row, "generations_done": done, "generations": config.generations,
                             "total_wall_seconds": totals["wall_seconds"]})
     summary = {"out": str(out), "generations_done": done, "solved": solved, "best_score": best["score"],
