@@ -1,4 +1,5 @@
-"""Command-line interface: ``synthenv train-se`` and ``synthenv evaluate`` (tyro, dataclass args).
+"""Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv evaluate``,
+``synthenv experiment train-ses|transfer|histograms`` and ``synthenv plot curves``.
 
 JAX is imported only after the arguments are parsed, because the number of XLA host devices
 (``--devices``) must be fixed before JAX starts.
@@ -76,6 +77,81 @@ class Evaluate:
     debug: bool = False
 
 
+@dataclass(frozen=True)
+class TrainSEs:
+    """Train a set of SEs (one subfolder each; resumable, finished runs are skipped)."""
+
+    out: Path
+    env: str = "CartPole-v0"
+    count: int = 40
+    hparams: str = "varied"
+    """varied: inner agents with the paper's varied HPs; fixed: the preset's HPs."""
+    generations: int = 50
+    """Generation cap per SE (the paper's HP-variation SEs: 50, stop when solved)."""
+    seed: int = 0
+    """SE i uses seed + i."""
+    inner_agents: Optional[str] = None
+    """Comma-separated inner algorithms, cycled per generation (default ddqn)."""
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The transfer study: varied-HP agents trained on every SE of each set and on the real task."""
+
+    ses: tuple[Path, ...]
+    """SE set folders (from train-ses) or folders of .safetensors SE files; one setting each."""
+    out: Path
+    """Report folder: summary.json, returns.json, densities.png, steps.png, report.md."""
+    agents: str = "ddqn,dueling_ddqn,td3_discrete"
+    """Comma-separated agents."""
+    agents_per_se: int = 10
+    episodes: int = 10
+    real: bool = True
+    """Also train the same agents on the real task (the baseline)."""
+    real_agents: Optional[int] = None
+    """Agents per algorithm on the real task (default: agents-per-se x the largest set)."""
+    include_unsolved: bool = False
+    """Use every SE of a set, not only the solved ones."""
+    seed: int = 0
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Histograms:
+    """Next-state and reward histograms: SE transitions in training, real ones at test, SE on real (s, a)."""
+
+    proxy: Path
+    agent: str = "ddqn"
+    agents: int = 10
+    episodes: int = 10
+    """Greedy real test episodes per agent."""
+    vary_hparams: bool = False
+    out: Optional[Path] = None
+    """PNG to write (default: histograms.png beside the SE); statistics go to the same name .json."""
+    seed: int = 0
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Success curves (unperturbed score over generations) of many runs."""
+
+    runs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run folders or folders of runs (e.g. a train-ses folder)."""
+    out: Path = Path("curves.png")
+    title: Optional[str] = None
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+def _names(csv: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in csv.split(",") if n.strip())
+
+
 def _set_devices(devices: int | None) -> None:
     from synthenv.errors import UsageError
 
@@ -95,7 +171,7 @@ def _train_se(a: TrainSE) -> int:
     es = {k: v for k, v in dict(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
                                 score_transform=a.score_transform, mirrored=a.mirrored).items() if v is not None}
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
-    inner = tuple(n.strip() for n in a.inner_agents.split(",") if n.strip()) if a.inner_agents is not None else None
+    inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                                  stop_when_solved=a.stop_when_solved, inner_agents=inner).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
@@ -147,16 +223,82 @@ def _evaluate(a: Evaluate) -> int:
     return 0
 
 
+def _train_ses(a: TrainSEs) -> int:
+    from synthenv.experiments.se_sets import train_ses
+    from synthenv.progress import SetProgress
+
+    extra = {"inner_agents": _names(a.inner_agents)} if a.inner_agents else {}
+    with SetProgress() as progress:
+        statuses = train_ses(a.env, a.count, a.hparams, a.out, seed=a.seed, generations=a.generations,
+                             n_devices=a.devices, on_event=progress.event, **extra)
+    solved = sum(s["solved"] for s in statuses)
+    print(f"{solved} of {len(statuses)} SEs solved; set in {a.out}")
+    return 0
+
+
+def _transfer(a: Transfer) -> int:
+    from synthenv.experiments.transfer import transfer
+    from synthenv.progress import JobProgress
+
+    with JobProgress("transfer study") as progress:
+        transfer(list(a.ses), list(_names(a.agents)), a.out, agents_per_se=a.agents_per_se, episodes=a.episodes,
+                 real=a.real, real_agents=a.real_agents, seed=a.seed, solved_only=not a.include_unsolved,
+                 n_devices=a.devices, on_event=progress.event)
+    print(f"report: {a.out / 'report.md'}")
+    return 0
+
+
+def _histograms(a: Histograms) -> int:
+    from synthenv.experiments.histograms import GROUPS, transition_histograms
+
+    out = a.out or a.proxy.parent / "histograms.png"
+    stats = transition_histograms(a.proxy, out, agent=a.agent, agents=a.agents, episodes=a.episodes,
+                                  vary_hparams=a.vary_hparams, seed=a.seed, n_devices=a.devices)
+    for g in GROUPS:
+        s = stats["groups"][g]
+        print(f"{g:<22} {s['transitions']:>8,d} transitions, reward mean {s['reward_mean']:.3f} "
+              f"std {s['reward_std']:.3f}")
+    print(f"figure: {out}")
+    return 0
+
+
+def _curves(a: Curves) -> int:
+    from synthenv.experiments.curves import plot_curves
+
+    r = plot_curves(list(a.runs), a.out, a.title)
+    print(f"{r['runs']} runs, {r['solved']} solved (median first solved at generation "
+          f"{r['median_generation_first_solved']}); figure: {r['figure']}")
+    return 0
+
+
 COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate}
+GROUPS = {"experiment": {"train-ses": TrainSEs, "transfer": Transfer, "histograms": Histograms},
+          "plot": {"curves": Curves}}
+RUNNERS = {TrainSE: _train_se, Evaluate: _evaluate, TrainSEs: _train_ses, Transfer: _transfer,
+           Histograms: _histograms, Curves: _curves}
+
+
+def _parse(argv: list[str] | None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in GROUPS:
+        return tyro.extras.subcommand_cli_from_dict(GROUPS[argv[0]], args=argv[1:], prog=f"synthenv {argv[0]}")
+    if not argv or argv[0] in ("-h", "--help"):
+        print("synthenv: learn synthetic environments for RL\n\ncommands:\n"
+              "  train-se      learn one SE\n  evaluate      train fresh agents on an SE or the real task\n"
+              "  experiment    train-ses | transfer | histograms (the paper's studies)\n"
+              "  plot          curves (success curves of many runs)\n\n"
+              "synthenv COMMAND --help for options")
+        raise SystemExit(0 if argv else 2)
+    return tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="synthenv")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="synthenv")
+    args = _parse(argv)
     from synthenv.errors import UsageError
 
     try:
         _set_devices(args.devices)
-        return _train_se(args) if isinstance(args, TrainSE) else _evaluate(args)
+        return RUNNERS[type(args)](args)
     except UsageError as e:
         if args.debug:
             raise

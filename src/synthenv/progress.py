@@ -62,3 +62,56 @@ def print_evaluation(r: dict) -> None:
     table.add_row(f"{r['mean_return']:.2f}", f"{r['solved_fraction']:.2f}", f"{sum(r['train_steps']) / n:,.0f}",
                   f"{sum(r['train_episodes']) / n:,.1f}", str(r["diverged"]), f"{r['wall_seconds']:.1f}")
     Console().print(table)
+
+
+class SetProgress:
+    """Progress of an SE set: one line per SE started, skipped or finished, a compact line per generation."""
+
+    def __init__(self):
+        self.console = Console(stderr=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def event(self, kind: str, d: dict) -> None:
+        tag = f"[SE {d['index'] + 1}/{d['count']}]"
+        if kind == "skip":
+            self.console.print(f"{tag} finished earlier ({'solved' if d['solved'] else 'not solved'}, "
+                               f"{d['generations_done']} generations), skipped")
+        elif kind == "start":
+            self.console.print(f"{tag} {'resuming' if d['resume'] else 'starting'}")
+        elif kind == "generation":
+            self.console.print(f"{tag} gen {d['generation']:3d}  unperturbed {d['score_unperturbed']:8.2f}  "
+                               f"{d['wall_seconds']:5.1f} s" + ("  [green]solved[/]" if d["solved"] else ""))
+        elif kind == "done":
+            self.console.print(f"{tag} {'[green]solved[/]' if d['solved'] else 'not solved'} after "
+                               f"{d['generations_done']} generations, best {d['best_score']:.2f}")
+
+
+class JobProgress:
+    """A bar over the jobs of a study and one line per finished job."""
+
+    def __init__(self, title: str):
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def event(self, kind: str, d: dict) -> None:
+        if kind == "start":
+            self.task = self.progress.add_task("jobs", total=d["jobs"])
+        elif kind == "job":
+            self.console.print(f"{d['setting']:<24} {d['agent']:<14} mean return {d['mean_return']:8.2f}  "
+                               f"steps {d['train_steps_mean']:>9,.0f} ± {d['train_steps_std']:>8,.0f}  "
+                               f"solved {d['solved_fraction']:.2f}  {d['wall_seconds']:.0f} s")
+            self.progress.update(self.task, completed=d["done"])

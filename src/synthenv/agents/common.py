@@ -28,15 +28,19 @@ class TrainResult(NamedTuple):
     episodes: jax.Array
     diverged: jax.Array
     last_return: jax.Array
+    replay: Any = None
+    """Replay-based agents: the buffer at the end of training (the transitions seen in training)."""
 
 
 # ---------------------------------------------------------------------------------------------------
 # Stop rules
 
 
-PROTOCOL_FIELDS = ("max_episodes", "proxy_max_steps", "proxy_min_steps", "stop_window", "stop_tolerance")
+PROTOCOL_FIELDS = ("max_episodes", "proxy_min_steps", "stop_window", "stop_tolerance")
 """The stop fields that define the training protocol on a proxy. An SE is learned for one protocol, so
-agents trained on it later (any algorithm) take these from the SE's training config."""
+agents trained on it later (any algorithm) take these from the SE's training config. The step cap
+``proxy_max_steps`` stays the agent's own: it is a compute budget, and sample efficiency differs by
+algorithm (PPO needs far more steps than DDQN)."""
 
 
 def with_protocol(config, source: dict):

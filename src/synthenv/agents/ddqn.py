@@ -214,7 +214,7 @@ def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "conver
     def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
         s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
                                      config.chunk_steps)
-        return common.TrainResult(s.params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1])
+        return common.TrainResult(s.params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1], s.replay)
 
     return train
 

@@ -19,7 +19,7 @@ from synthenv.proxies.files import load_se
 from synthenv.training_env import RealEnv
 from synthenv.tasks.registry import make_task
 
-def _agent_config(module, agent: str, preset: str | None, env_id: str, trained_with: dict):
+def agent_config(module, agent: str, preset: str | None, env_id: str, trained_with: dict):
     """The config agents train with: on an SE without ``preset``, the SE's own DDQN config for DDQN;
     any other agent or preset takes the SE's training protocol (stop rule, step caps, see
     ``common.PROTOCOL_FIELDS``)."""
@@ -32,6 +32,38 @@ def _agent_config(module, agent: str, preset: str | None, env_id: str, trained_w
     preset = preset or (TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small")
     config = module.resolve(preset)
     return (with_protocol(config, inner) if inner else config), preset
+
+
+def train_and_test(module, config, task, train_env, rule: str, env_params, n_agents: int, episodes: int,
+                   vary_hparams: bool, seed: int, n_devices: int | None = None,
+                   per_agent_params: bool = False) -> dict:
+    """Train ``n_agents`` fresh agents of ``module`` on ``train_env`` and test each for ``episodes``
+    greedy episodes on the real task, in one compiled call split across devices.
+
+    ``env_params``: None (the real task) or one SE's parameters for every agent; with
+    ``per_agent_params``, SE parameters with a leading axis of size ``n_agents`` (agent i trains on SE
+    i: many SEs in one call). Returns numpy arrays: returns [n_agents, episodes], steps, episodes,
+    diverged, hparams.
+    """
+    spec = task.spec
+    shapes = module.max_shapes(config, vary_hparams)
+    train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
+    evaluate = make_evaluate(task, module.make_policy(config), episodes)
+
+    def one_agent(key, params):
+        k_hp, k_train, k_eval = jax.random.split(key, 3)
+        hp = module.sample_hparams(k_hp, config, vary_hparams)
+        result = train(k_train, params if per_agent_params else env_params, hp)
+        returns, _ = evaluate(k_eval, result.params, hp)
+        returns = jnp.where(result.diverged, spec.min_return, returns)
+        return returns, result.steps, result.episodes, result.diverged, hp
+
+    keys = jax.random.split(jax.random.key(seed), n_agents)
+    run = jax.jit(make_runner(one_agent, n_devices))
+    per_agent = env_params if per_agent_params else jnp.zeros((n_agents,))
+    returns, steps, eps, diverged, hps = jax.device_get(run(keys, per_agent))
+    return {"returns": np.asarray(returns), "steps": np.asarray(steps), "episodes": np.asarray(eps),
+            "diverged": np.asarray(diverged), "hparams": {k: np.asarray(v) for k, v in hps._asdict().items()}}
 
 
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
@@ -55,22 +87,11 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         train_env, env_params, rule = RealEnv(task), None, "threshold"
     spec = task.spec
     module = check_supports(agent, spec.continuous, spec.id)
-    config, preset = _agent_config(module, agent, preset, spec.id, trained_with)
-    shapes = module.max_shapes(config, vary_hparams)
-    train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
-    evaluate = make_evaluate(task, module.make_policy(config), episodes)
-
-    def one_agent(key):
-        k_hp, k_train, k_eval = jax.random.split(key, 3)
-        hp = module.sample_hparams(k_hp, config, vary_hparams)
-        result = train(k_train, env_params, hp)
-        returns, _ = evaluate(k_eval, result.params, hp)
-        returns = jnp.where(result.diverged, spec.min_return, returns)
-        return returns, result.steps, result.episodes, result.diverged, hp
-
+    config, preset = agent_config(module, agent, preset, spec.id, trained_with)
     t = time.perf_counter()
-    run = jax.jit(make_runner(one_agent, n_devices))
-    returns, steps, eps, diverged, hps = jax.device_get(run(jax.random.split(jax.random.key(seed), agents)))
+    r = train_and_test(module, config, task, train_env, rule, env_params, agents, episodes, vary_hparams,
+                       seed, n_devices)
+    returns, steps = r["returns"], r["steps"]
     per_agent = returns.mean(axis=1)
     return {
         "proxy": str(proxy) if proxy is not None else None,
@@ -84,11 +105,11 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         "returns_per_agent": per_agent.tolist(),
         "mean_return": float(returns.mean()),
         "train_steps": steps.tolist(),
-        "train_episodes": eps.tolist(),
+        "train_episodes": r["episodes"].tolist(),
         "mean_train_steps": float(np.mean(steps)),
         "solved_fraction": float(np.mean(per_agent >= spec.solved_threshold)),
         "solved_threshold": spec.solved_threshold,
-        "diverged": int(np.sum(diverged)),
-        "hparams": {k: np.asarray(v).tolist() for k, v in hps._asdict().items()},
+        "diverged": int(np.sum(r["diverged"])),
+        "hparams": {k: v.tolist() for k, v in r["hparams"].items()},
         "wall_seconds": time.perf_counter() - t,
     }

@@ -1,0 +1,107 @@
+"""Sets of SEs for the paper's HP-robustness and transfer study: many independent SE runs, one
+subfolder each (``se_000``, ``se_001``, ...), resumable and skipping finished runs.
+
+A run is finished when it solved (with stop-when-solved) or reached its generation cap; an interrupted
+run resumes from its last committed generation. ``ses.json`` in the set folder lists every run's status.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from synthenv.errors import UsageError
+from synthenv.io import model_files
+from synthenv.io.atomic import write_json_atomic
+from synthenv.meta.config import TrainSEConfig, make_config
+from synthenv.meta.run import CONFIG_FILE, SE_FILE, STATE_FILE, STATE_KIND, load_run_config, train_se
+
+SET_FILE = "ses.json"
+HPARAMS = ("varied", "fixed")
+
+
+def run_status(run: Path) -> dict:
+    """``{"state": "new"|"partial"|"finished", "solved", "generations_done", "best_score"}`` of one run."""
+    if not (run / CONFIG_FILE).exists():
+        return {"state": "new", "solved": False, "generations_done": 0, "best_score": None}
+    config = load_run_config(run)
+    if not (run / STATE_FILE).exists():
+        return {"state": "partial", "solved": False, "generations_done": 0, "best_score": None}
+    _, meta = model_files.load(run / STATE_FILE, kind=STATE_KIND)
+    done, solved = meta["generations_done"], meta["solved"]
+    finished = done >= config.generations or (solved and config.stop_when_solved)
+    return {"state": "finished" if finished else "partial", "solved": solved, "generations_done": done,
+            "best_score": meta["best"]["score"]}
+
+
+def set_config(env: str, hparams: str, seed: int, generations: int, **overrides) -> TrainSEConfig:
+    if hparams not in HPARAMS:
+        raise UsageError(f"--hparams must be one of {', '.join(HPARAMS)}, got {hparams!r}")
+    return make_config(env=env, seed=seed, generations=generations, vary_hparams=hparams == "varied", **overrides)
+
+
+def train_ses(env: str, count: int, hparams: str, out: str | Path, seed: int = 0, generations: int = 50,
+              n_devices: int | None = None, on_event: Callable[[str, dict], None] | None = None,
+              **overrides) -> list[dict]:
+    """Train ``count`` SEs into ``out/se_NNN`` (seed ``seed + i``); returns each run's status.
+
+    The set's settings are fixed at its first call (``ses.json``); calling again with other settings
+    is refused, so a resumed set stays one experiment.
+    """
+    if count < 1:
+        raise UsageError(f"--count must be >= 1, got {count}")
+    out = Path(out)
+    settings = {"env": env, "hparams": hparams, "seed": seed, "generations": generations, "overrides": overrides}
+    set_config(env, hparams, seed, generations, **overrides)  # validate before touching the disk
+    index = out / SET_FILE
+    if index.exists():
+        saved = json.loads(index.read_text())["settings"]
+        if saved != settings:
+            diff = [k for k in settings if saved.get(k) != settings[k]]
+            raise UsageError(f"{out} holds an SE set made with other settings ({', '.join(diff)}); "
+                             "choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists, is not empty and holds no SE set; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    emit = on_event or (lambda kind, data: None)
+    statuses = [run_status(out / f"se_{i:03d}") for i in range(count)]
+
+    def write_index():
+        write_json_atomic(index, {"settings": settings, "runs": [
+            {"dir": f"se_{i:03d}", **st} for i, st in enumerate(statuses)]})
+
+    write_index()
+    for i in range(count):
+        run = out / f"se_{i:03d}"
+        if statuses[i]["state"] == "finished":
+            emit("skip", {"index": i, "count": count, **statuses[i]})
+            continue
+        config = set_config(env, hparams, seed + i, generations, **overrides)
+        resume = statuses[i]["state"] == "partial"
+        if resume and load_run_config(run) != config:
+            raise UsageError(f"{run} holds a run with another config; remove it or choose another --out")
+        emit("start", {"index": i, "count": count, "resume": resume})
+        train_se(config, run, resume=resume, n_devices=n_devices,
+                 on_event=lambda kind, data, i=i: emit(kind, {"index": i, "count": count, **data}))
+        statuses[i] = run_status(run)
+        write_index()
+    return statuses
+
+
+def find_se_files(folder: str | Path, solved_only: bool = True) -> list[Path]:
+    """The SE files of a set folder (``se_*/se.safetensors``), or the folder's own ``*.safetensors``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a directory")
+    runs = sorted(p for p in folder.iterdir() if (p / SE_FILE).exists())
+    if not runs:
+        files = sorted(p for p in folder.glob("*.safetensors") if p.name != STATE_FILE)
+        if not files:
+            raise UsageError(f"{folder} holds no SE files (neither se_*/se.safetensors nor *.safetensors)")
+        return files
+    if solved_only:
+        runs = [r for r in runs if run_status(r)["solved"]]
+        if not runs:
+            raise UsageError(f"{folder} holds no solved SE (pass --include-unsolved to use them anyway)")
+    return [r / SE_FILE for r in runs]
