@@ -148,3 +148,21 @@ def test_validate_and_resolve():
         ppo.resolve("nope")
     assert check_supports("ppo", True, "Pendulum-v1") is ppo
     assert check_supports("ppo", False, "CartPole-v0") is ppo
+
+
+def test_gae_bootstraps_truncation_not_termination():
+    """Three steps: a truncated episode end, a terminated one, then a step cut off by the rollout."""
+    reward = jnp.array([1.0, 1.0, 1.0])
+    v, v_next = jnp.array([0.5, 0.5, 0.5]), jnp.array([2.0, 3.0, 4.0])
+    td_done = jnp.array([0.0, 1.0, 0.0])  # step 0 truncated (bootstrap), step 1 terminated
+    ep_end = jnp.array([True, True, False])
+    gamma, lam = 0.9, 0.5
+    adv = np.asarray(ppo.gae(reward, v, v_next, td_done, ep_end, gamma, lam))
+    expected = [1.0 + gamma * 2.0 - 0.5,  # truncation: V(final obs) bootstrapped, nothing from step 1
+                1.0 - 0.5,  # termination: no bootstrap
+                1.0 + gamma * 4.0 - 0.5]  # rollout end: bootstrap, no later advantage
+    np.testing.assert_allclose(adv, expected, rtol=1e-6)
+    # Two steps of one episode chain through lambda.
+    adv2 = np.asarray(ppo.gae(reward[:2], v[:2], v_next[:2], jnp.zeros(2), jnp.array([False, False]), gamma, lam))
+    d = 1.0 + gamma * v_next[:2] - v[:2]
+    np.testing.assert_allclose(adv2, [d[0] + gamma * lam * d[1], d[1]], rtol=1e-6)

@@ -27,7 +27,15 @@ is cut at every episode end (terminated or truncated).
 Varied hyperparameters (masked, so they may differ inside one vmap): lr, hidden size and layer count of
 both actor and critic (``masked_mlp``), and the minibatch size: every member runs the largest number of
 minibatches per epoch at the largest minibatch size, and rows / minibatches past its own are masked
-out (no update). The minibatch size is capped at ``rollout_steps``. With fixed HPs nothing is wasted.
+out (no update). The minibatch size is capped at ``rollout_steps``. With fixed HPs nothing is wasted;
+varied, every member pays for the largest shapes (measured on this machine, 4 agents x 10,240 CartPole
+steps: "small" 0.16 s fixed, 0.8 s with only the minibatch masked, 1.0 s with only the nets masked,
+5.1 s with both; "default" 0.9 s fixed, 113 s varied, so use "small" for varied-HP populations).
+
+Measured (fixed seeds, 4 agents, real task, threshold stop, greedy test): CartPole-v0 "small" solves
+(200) in 8k-20k steps; Pendulum-v1 "default" goes from about -1270 untrained to about -230 within 40k
+steps ("small": about -940 at 50k); MountainCarContinuous-v0 is not learned (50k steps, "default":
+the policy settles on doing nothing, return about 0; the usual PPO failure without exploration help).
 
 Where we differ from CleanRL: separate actor and critic MLPs built by ``masked_mlp`` (PyTorch-style
 uniform init, the actor's output layer scaled by 0.01 in place of CleanRL's orthogonal init with gain
@@ -263,6 +271,20 @@ class AgentState(NamedTuple):
         return self.actor.stopped
 
 
+def gae(reward, v, v_next, td_done, ep_end, gamma: float, lam: float) -> jax.Array:
+    """Generalised advantage estimates of one rollout (time-major). ``v_next`` is the value of each
+    step's true next observation, so a truncated step bootstraps from it and only ``td_done`` cuts the
+    bootstrap; the recursion itself is cut at every episode end (terminated or truncated)."""
+    delta = reward + gamma * (1.0 - td_done) * v_next - v
+
+    def back(adv_next, x):
+        d, end = x
+        adv = d + gamma * lam * (1.0 - end) * adv_next
+        return adv, adv
+
+    return jax.lax.scan(back, jnp.float32(0), (delta, ep_end.astype(jnp.float32)), reverse=True)[1]
+
+
 def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
     """Build a pure ``train(key, env_params, hp) -> TrainResult``.
@@ -298,19 +320,6 @@ def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converg
         moved = Actor(env_state, obs, ep, scale, a.stopped | stop, diverged)
         out = Rollout(a.obs, action, logp, reward, tr.obs, tr.td_done, ep_end)
         return common.keep_where(active, moved, a), out
-
-    def gae(params, ro: Rollout, hp: HParams):
-        """Advantages and value targets; bootstrap through truncation, cut the recursion at episode ends."""
-        v, v_next = value(params, ro.obs, hp, act), value(params, ro.next_obs, hp, act)
-        delta = ro.reward + config.gamma * (1.0 - ro.td_done) * v_next - v
-
-        def back(adv_next, x):
-            d, end = x
-            adv = d + config.gamma * config.gae_lambda * (1.0 - end) * adv_next
-            return adv, adv
-
-        _, adv = jax.lax.scan(back, jnp.float32(0), (delta, ro.ep_end.astype(jnp.float32)), reverse=True)
-        return adv, adv + v
 
     def loss_fn(params, batch, mask, hp: HParams):
         obs, action, logp_old, adv, ret = batch
@@ -363,7 +372,9 @@ def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converg
         key, k_roll, k_update = jax.random.split(s.key, 3)
         actor, ro = jax.lax.scan(lambda a, k: env_step(a, k, s.params, env_params, hp), s.actor,
                                  jax.random.split(k_roll, n))
-        adv, ret = gae(s.params, ro, hp)
+        v, v_next = value(s.params, ro.obs, hp, act), value(s.params, ro.next_obs, hp, act)
+        adv = gae(ro.reward, v, v_next, ro.td_done, ro.ep_end, config.gamma, config.gae_lambda)
+        ret = adv + v
         params, opt_state, finite = update(s.params, s.opt_state, k_update,
                                            (ro.obs, ro.action, ro.logp, adv, ret), hp)
         learn = ~actor.stopped
