@@ -318,8 +318,7 @@ def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converg
         obs, env_state = common.reset_where(env, k_reset, env_params, ep_end, tr.obs, tr.state)
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         moved = Actor(env_state, obs, ep, scale, a.stopped | stop, diverged)
-        out = Rollout(a.obs, action, logp, reward, tr.obs, tr.td_done, ep_end)
-        return common.keep_where(active, moved, a), out
+        return common.keep_where(active, moved, a), Rollout(a.obs, action, logp, reward, tr.obs, tr.td_done, ep_end)
 
     def loss_fn(params, batch, mask, hp: HParams):
         obs, action, logp_old, adv, ret = batch
