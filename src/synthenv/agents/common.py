@@ -21,6 +21,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from synthenv.errors import UsageError
+from synthenv.nets import ACTIVATIONS
+
 
 class TrainResult(NamedTuple):
     params: Any
@@ -30,6 +33,28 @@ class TrainResult(NamedTuple):
     last_return: jax.Array
     replay: Any = None
     """Replay-based agents: the buffer at the end of training (the transitions seen in training)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configs
+
+
+def raise_if_invalid(agent: str, config, checks: dict[str, bool]) -> None:
+    """A one-line ``UsageError`` naming the first failed check (or an unknown ``config.activation``)."""
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise UsageError(f"invalid {agent} setting {bad[0]}={getattr(config, bad[0])!r}")
+    if config.activation not in ACTIVATIONS:
+        raise UsageError(f"unknown activation {config.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def resolve_preset(agent: str, presets: dict, preset: str, overrides: dict):
+    """``presets[preset]`` with ``overrides`` applied; a one-line error listing the known presets."""
+    try:
+        base = presets[preset]
+    except KeyError:
+        raise UsageError(f"unknown {agent} preset {preset!r}; known presets: {', '.join(presets)}") from None
+    return replace(base, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------
