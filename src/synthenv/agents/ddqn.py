@@ -12,7 +12,7 @@ some agent really runs that long.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -22,8 +22,6 @@ import optax
 from synthenv.agents import common
 from synthenv.agents import hparams as hpmod
 from synthenv.agents import masked_mlp
-from synthenv.errors import UsageError
-from synthenv.nets import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -65,11 +63,7 @@ class DDQNConfig:
             "buffer_size": self.buffer_size >= 1, "chunk_steps": self.chunk_steps >= 1,
             **common.check_stop_fields(self),
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise UsageError(f"invalid DDQN setting {bad[0]}={getattr(self, bad[0])!r}")
-        if self.activation not in ACTIVATIONS:
-            raise UsageError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        common.raise_if_invalid("DDQN", self, checks)
 
 
 Config = DDQNConfig
@@ -229,8 +223,4 @@ def make_policy(config: DDQNConfig):
 
 
 def resolve(preset: str, **overrides) -> DDQNConfig:
-    try:
-        base = PRESETS[preset]
-    except KeyError:
-        raise UsageError(f"unknown DDQN preset {preset!r}; known presets: {', '.join(PRESETS)}") from None
-    return replace(base, **overrides)
+    return common.resolve_preset("DDQN", PRESETS, preset, overrides)
