@@ -78,7 +78,7 @@ PRESETS: dict[str, DDQNConfig] = {
     # Ours: the default. Small enough that a masked varied-HP population stays cheap (see docs).
     "small": DDQNConfig(hidden=16, layers=1, activation="tanh", lr=1e-3, batch_size=32, gamma=0.99,
                         tau=0.01, eps_init=1.0, eps_min=0.05, eps_decay=0.9, init_episodes=1,
-                        proxy_max_steps=2000),
+                        proxy_max_steps=2000, proxy_min_steps=1000),
     # The base of the paper's "HPs varied" experiments.
     "hpvar": DDQNConfig(hidden=128, layers=2, activation="relu", lr=1e-3, batch_size=128, gamma=0.99,
                         tau=0.01, eps_init=1.0, eps_min=0.01, eps_decay=0.9, init_episodes=10),
