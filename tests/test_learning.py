@@ -28,7 +28,8 @@ MARGIN = 25.0  # seed 0 clears it by ~45; random-SE agents score ~10-16
 
 def test_es_improves_the_se(tmp_path):
     config = make_config(env="CartPole-v0", es={"population": 8, "sigma": 0.05, "lr": 1.0, "score_transform": 7},
-                         se={"hidden": 16}, agent={"proxy_max_steps": 400}, generations=GENERATIONS,
+                         se={"hidden": 16}, agent={"proxy_max_steps": 400, "proxy_min_steps": 0},
+                         generations=GENERATIONS,
                          unperturbed_agents=8, stop_when_solved=False, seed=SEED)
     out = tmp_path / "run"
     summary = train_se(config, out)
