@@ -25,7 +25,8 @@ from pathlib import Path
 
 CHILD = r"""
 import json, os, resource, sys, time
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=%d" % os.cpu_count())
+from synthenv import host_devices
+host_devices.configure()
 t0 = time.perf_counter()
 from synthenv.meta.config import make_config
 from synthenv.meta.run import train_se
@@ -36,7 +37,7 @@ config = make_config(env=env, seed=seed, **overrides)
 summary = train_se(config, out)
 wall = time.perf_counter() - t0
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
-agents = config.es.population * (2 if config.es.mirrored else 1) + config.unperturbed_agents
+agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
                   "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"],

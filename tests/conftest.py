@@ -1,5 +1,5 @@
 """Test setup: two virtual CPU devices (set before jax is first imported)."""
 
-import os
+from synthenv import host_devices
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+host_devices.configure(2)

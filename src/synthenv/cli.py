@@ -7,7 +7,6 @@ JAX is imported only after the arguments are parsed, because the number of XLA h
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ class TrainSE:
     score_transform: Optional[int] = None
     """The paper's score transform 0-7 (nes only)."""
     mirrored: Optional[bool] = None
+    agents_per_member: Optional[int] = None
+    """Agents trained per perturbed SE; their mean score is its fitness (default 1, the paper's)."""
     vary_hparams: Optional[bool] = None
     """Vary inner-agent hyperparameters (default True)."""
     stop_when_solved: Optional[bool] = None
@@ -157,10 +158,9 @@ def _set_devices(devices: int | None) -> None:
 
     if devices is not None and devices < 1:
         raise UsageError(f"--devices must be >= 1, got {devices}")
-    n = devices or os.cpu_count() or 1
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    from synthenv import host_devices
+
+    host_devices.configure(devices)
 
 
 def _train_se(a: TrainSE) -> int:
@@ -173,7 +173,8 @@ def _train_se(a: TrainSE) -> int:
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
-                                 stop_when_solved=a.stop_when_solved, inner_agents=inner).items() if v is not None}
+                                 stop_when_solved=a.stop_when_solved, inner_agents=inner,
+                                 agents_per_member=a.agents_per_member).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
     if a.resume:
         config = run.load_run_config(a.out)
@@ -197,7 +198,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
     saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
-             "inner_agents": config.inner_agents,
+             "inner_agents": config.inner_agents, "agents_per_member": config.agents_per_member,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
              **{k: v for k, v in top.items() if k != "generations"}}

@@ -41,6 +41,8 @@ class TrainSEConfig:
     """Train each agent with hyperparameters drawn from the paper's varied-HP distribution."""
     unperturbed_agents: int = 16
     """Agents trained on the unperturbed SE per generation (paper: one per member)."""
+    agents_per_member: int = 1
+    """Agents trained per perturbed candidate, their mean score is its fitness (paper: 1)."""
     eval_episodes: int = 10
 
     def validate(self) -> None:
@@ -54,6 +56,8 @@ class TrainSEConfig:
         self.agent.validate()
         if self.generations < 1:
             raise UsageError(f"generations must be >= 1, got {self.generations}")
+        if self.agents_per_member < 1:
+            raise UsageError(f"agents_per_member must be >= 1, got {self.agents_per_member}")
         if self.unperturbed_agents < 1:
             raise UsageError(f"unperturbed_agents must be >= 1, got {self.unperturbed_agents}")
         if self.eval_episodes < 1:

@@ -42,10 +42,13 @@ def make_member(agent, se_env, task, unravel, agent_config, shapes, eval_episode
     return member
 
 
-def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n_devices: int | None = None):
+def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n_devices: int | None = None,
+                    agents_per_member: int = 1):
     """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted.
 
-    ``sample_hparams(key)`` draws one agent's hyperparameters.
+    ``sample_hparams(key)`` draws one agent's hyperparameters. Each candidate's fitness is the mean
+    score of ``agents_per_member`` agents (different HPs and seeds): with varied HPs one agent's score
+    is a noisy, often bimodal estimate of how well an SE trains agents.
     """
     run = make_runner(member, n_devices)
 
@@ -53,17 +56,21 @@ def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n
         k_ask, k_hp, k_agents, k_tell = jax.random.split(key, 4)
         evaluated_mean = strategy.mean(es_state)
         cands, aux, es_state = strategy.ask(k_ask, es_state)
-        flats = jnp.concatenate([cands, jnp.broadcast_to(evaluated_mean, (unperturbed_agents, cands.shape[1]))])
-        n_cands = cands.shape[0]
+        n_cands, k = cands.shape[0], agents_per_member
+        flats = jnp.concatenate([jnp.repeat(cands, k, axis=0),
+                                 jnp.broadcast_to(evaluated_mean, (unperturbed_agents, cands.shape[1]))])
         # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
-        slots = jnp.concatenate([strategy.draw_slots, n_cands + jnp.arange(unperturbed_agents)])
-        n_draws = n_cands + unperturbed_agents
+        cand_slots = (strategy.draw_slots[:, None] * k + jnp.arange(k)[None, :]).reshape(-1)
+        n_cand_draws = n_cands * k  # (some draws unused when slots are shared; keeps k=1 as before)
+        slots = jnp.concatenate([cand_slots, n_cand_draws + jnp.arange(unperturbed_agents)])
+        n_draws = n_cand_draws + unperturbed_agents
         hps = jax.vmap(sample_hparams)(jax.random.split(k_hp, n_draws))
         hps = jax.tree.map(lambda x: x[slots], hps)
         keys = jax.random.split(k_agents, n_draws)[slots]
         score, steps, episodes, diverged, real_steps = run(flats, hps, keys)
-        unperturbed = jnp.mean(score[n_cands:])
-        es_state, member_scores = strategy.tell(k_tell, es_state, cands, score[:n_cands], unperturbed, aux)
+        unperturbed = jnp.mean(score[n_cands * k:])
+        cand_scores = jnp.mean(score[: n_cands * k].reshape(n_cands, k), axis=1)
+        es_state, member_scores = strategy.tell(k_tell, es_state, cands, cand_scores, unperturbed, aux)
         stats = GenerationStats(
             fitness_mean=jnp.mean(member_scores), fitness_max=jnp.max(member_scores),
             score_unperturbed=unperturbed, real_env_steps=jnp.sum(real_steps),

@@ -55,7 +55,7 @@ class SELearner:
         shapes = agent.max_shapes(agent_config, c.vary_hparams)
         member = make_member(agent, self.se, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
         sample = lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)  # noqa: E731
-        return make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices)
+        return make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices, c.agents_per_member)
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
