@@ -274,10 +274,11 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
         return jax.random.randint(key, (), 0, n_actions, jnp.int32)
 
     def sample_action(actor, obs, hp, key):
-        w, cand, _ = pi(actor, obs, hp, key)
+        k_pi, k_cat = jax.random.split(key)
+        _, cand, log_pi = pi(actor, obs, hp, k_pi)
         if continuous:
             return cand[0]
-        return jax.random.categorical(key, jnp.log(w)).astype(jnp.int32)
+        return jax.random.categorical(k_cat, log_pi).astype(jnp.int32)
 
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
         key, k_random, k_act, k_env, k_batch, k_loss, k_reset = jax.random.split(s.key, 7)
@@ -313,7 +314,7 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
     def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
         s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
                                      config.chunk_steps)
-        params = Params(*s.nets, jnp.float32(high) if continuous else None)
+        params = Params(s.nets.actor, s.nets.critic, s.nets.log_alpha, jnp.float32(high) if continuous else None)
         return common.TrainResult(params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1])
 
     return train
