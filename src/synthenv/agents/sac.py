@@ -1,7 +1,8 @@
 """Soft Actor-Critic for discrete and continuous actions, trained entirely inside XLA.
 
-One module, two action spaces, chosen by ``env.continuous`` when ``make_train``/``make_policy`` build
-their functions (a static Python choice, nothing traced):
+One module, two action spaces, chosen by ``env.continuous`` when ``make_train`` builds its function
+(a static Python choice, nothing traced); the trained ``Params`` carry ``action_high`` only for
+continuous actions, which is how ``make_policy(config)`` tells the two apart:
 
 - **Continuous** (Haarnoja et al. 2018; CleanRL ``sac_continuous_action`` as the style anchor): the
   actor outputs a Gaussian's mean and log-std (log-std squashed into [-5, 2] as in CleanRL), actions
@@ -36,6 +37,10 @@ the actor sees the critics of before this step (CleanRL updates the critics firs
 critics are ``masked_mlp`` networks of the same traced shape (hidden, layers), varied per agent
 like DDQN's (``HParams`` and its sampler are DDQN's), and the varied batch size is a mask over a
 maximum-size batch.
+
+Presets: "small" (ours, the default for SE work: 2x32 ReLU, lr 1e-3, batch 64, tau 0.01, alpha
+from 0.2, 5 random episodes) and "standard" (the usual SAC sizes: 2x256, lr 3e-4, batch 256,
+tau 0.005, alpha from 1). The paper (METHOD.md) gives no SAC setting.
 """
 
 from __future__ import annotations
