@@ -11,6 +11,7 @@ from synthenv.errors import UsageError
 AGENTS: dict[str, str] = {
     "ddqn": "ddqn",
     "ppo": "ppo",
+    "sac": "sac",
 }
 
 
