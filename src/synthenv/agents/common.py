@@ -15,10 +15,13 @@ Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from synthenv.errors import UsageError
 
 
 class TrainResult(NamedTuple):
@@ -27,6 +30,15 @@ class TrainResult(NamedTuple):
     episodes: jax.Array
     diverged: jax.Array
     last_return: jax.Array
+
+
+def resolve_preset(presets: dict, preset: str, name: str, overrides: dict):
+    """``presets[preset]`` with ``overrides`` replaced; a one-line error naming ``name``'s known presets."""
+    try:
+        base = presets[preset]
+    except KeyError:
+        raise UsageError(f"unknown {name} preset {preset!r}; known presets: {', '.join(presets)}") from None
+    return replace(base, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------

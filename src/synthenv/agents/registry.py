@@ -10,6 +10,7 @@ from synthenv.errors import UsageError
 # name -> module under synthenv.agents
 AGENTS: dict[str, str] = {
     "ddqn": "ddqn",
+    "dueling_ddqn": "dueling_ddqn",
 }
 
 
