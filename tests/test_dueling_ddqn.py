@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agent_checks import assert_member_equals_alone, mean_returns, train_population, untrained
+from agent_checks import (assert_learns, assert_stops_per_agent_and_frozen, assert_varied_population_runs,
+                          train_population)
 from synthenv.agents import ddqn, dueling_ddqn, masked_mlp
 from synthenv.agents.registry import check_supports, get_agent
 from synthenv.errors import UsageError
@@ -48,28 +49,16 @@ def population():
 
 
 def test_learns_cartpole(population):
-    res = population.result
-    trained = mean_returns(population, res.params)
-    before = mean_returns(population, untrained(population))
-    assert not np.any(res.diverged)
-    assert np.all(res.steps <= CFG.max_steps)
-    assert trained.mean() >= 150.0, (trained, res.steps)
-    assert before.mean() < 60.0, before
+    assert_learns(population, trained_at_least=150.0, untrained_below=60.0)
 
 
 def test_stops_per_agent_and_stopped_agent_is_frozen(population):
-    steps = population.result.steps
-    assert len(set(steps.tolist())) > 1, steps
-    assert_member_equals_alone(population, int(np.argmin(steps)))
+    assert_stops_per_agent_and_frozen(population)
 
 
 def test_varied_hparams_population_runs():
     cfg = dueling_ddqn.resolve("small", proxy_max_steps=1500)
-    pop = train_population(dueling_ddqn, cfg, "CartPole-v0", n=3, seed=5, vary=True, stop_rule="converged")
-    res = pop.result
-    assert len(set(np.asarray(pop.hps.hidden).tolist())) > 1, pop.hps
-    assert len(set(res.steps.tolist())) > 1 and np.all(res.steps <= 1500), res.steps
-    assert not np.any(res.diverged)
+    assert_varied_population_runs(dueling_ddqn, cfg, "CartPole-v0")
 
 
 def test_registry_and_validation():

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from synthenv.errors import UsageError
+from synthenv.nets import ACTIVATIONS
 
 
 class TrainResult(NamedTuple):
@@ -30,6 +31,15 @@ class TrainResult(NamedTuple):
     episodes: jax.Array
     diverged: jax.Array
     last_return: jax.Array
+
+
+def check_config(config, name: str, checks: dict[str, bool]) -> None:
+    """A one-line ``UsageError`` naming the first field whose check fails, or an unknown activation."""
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise UsageError(f"invalid {name} setting {bad[0]}={getattr(config, bad[0])!r}")
+    if config.activation not in ACTIVATIONS:
+        raise UsageError(f"unknown activation {config.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
 def resolve_preset(presets: dict, preset: str, name: str, overrides: dict):

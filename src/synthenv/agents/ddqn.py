@@ -22,8 +22,6 @@ import optax
 from synthenv.agents import common
 from synthenv.agents import hparams as hpmod
 from synthenv.agents import masked_mlp
-from synthenv.errors import UsageError
-from synthenv.nets import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,14 @@ class DDQNConfig:
     """Steps per while-loop iteration: larger chunks cost less loop overhead, waste more after stopping."""
 
     def validate(self) -> None:
-        checks = {
+        common.check_config(self, "DDQN", {
             "hidden": self.hidden >= 1, "layers": self.layers >= 1, "lr": self.lr > 0,
             "batch_size": self.batch_size >= 1, "gamma": 0 <= self.gamma <= 1, "tau": 0 < self.tau <= 1,
             "eps_init": 0 <= self.eps_init <= 1, "eps_min": 0 <= self.eps_min <= 1,
             "eps_decay": 0 < self.eps_decay <= 1, "init_episodes": self.init_episodes >= 0,
             "buffer_size": self.buffer_size >= 1, "chunk_steps": self.chunk_steps >= 1,
             **common.check_stop_fields(self),
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise UsageError(f"invalid DDQN setting {bad[0]}={getattr(self, bad[0])!r}")
-        if self.activation not in ACTIVATIONS:
-            raise UsageError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        })
 
 
 Config = DDQNConfig

@@ -11,6 +11,8 @@ from synthenv.errors import UsageError
 AGENTS: dict[str, str] = {
     "ddqn": "ddqn",
     "dueling_ddqn": "dueling_ddqn",
+    "td3_discrete": "td3_discrete",
+    "td3": "td3",
 }
 
 
