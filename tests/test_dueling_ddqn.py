@@ -63,6 +63,8 @@ def test_varied_hparams_population_runs():
 
 def test_registry_and_validation():
     assert get_agent("dueling_ddqn") is dueling_ddqn
+    for config in dueling_ddqn.PRESETS.values():
+        config.validate()
     with pytest.raises(UsageError, match="needs discrete actions"):
         check_supports("dueling_ddqn", True, "Pendulum-v1")
     assert dueling_ddqn.PRESETS["paper"].dueling and dueling_ddqn.PRESETS["small"].dueling

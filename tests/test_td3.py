@@ -57,6 +57,8 @@ def test_varied_hparams_population_runs():
 
 def test_registry_and_validation():
     assert get_agent("td3") is td3
+    for config in td3.PRESETS.values():
+        config.validate()
     with pytest.raises(UsageError, match="needs continuous actions"):
         check_supports("td3", False, "CartPole-v0")
     with pytest.raises(UsageError, match=r"^invalid TD3Config setting policy_delay=0$"):

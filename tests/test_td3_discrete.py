@@ -58,6 +58,8 @@ def test_varied_hparams_population_runs():
 
 def test_registry_and_validation():
     assert get_agent("td3_discrete") is td3_discrete
+    for config in td3_discrete.PRESETS.values():
+        config.validate()
     with pytest.raises(UsageError, match="needs discrete actions"):
         check_supports("td3_discrete", True, "Pendulum-v1")
     with pytest.raises(UsageError, match=r"^invalid TD3DiscreteConfig setting temp_factor=0\.5$"):
