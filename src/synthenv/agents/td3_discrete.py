@@ -2,15 +2,17 @@
 
 The actor's action vector is a Gumbel-softmax sample of its logits, with the temperature annealed
 geometrically from T = ``temp_init`` to T / ``temp_factor`` over the first ``temp_anneal_updates``
-updates (the paper: T -> T/20 over 2000; the paper does not say the curve, we chose geometric). Exploration adds Gaussian noise (``expl_noise``) to that vector and
-the environment gets its argmax; the replay stores the noisy vector, and the twin critics learn
-Q(state, action vector). Target policy smoothing adds clipped Gaussian noise to the target actor's
-Gumbel-softmax vector. Everything else (twin critics, delayed actor and soft target updates, stop
-rules, varied HPs) is ``td3``'s core; this module supplies only the action head. The trained
-``params`` are the actor; the deterministic policy is the argmax of its logits.
+updates (the paper: T -> T/20 over 2000; it does not give the curve, geometric is our choice).
+Exploration adds Gaussian noise (``expl_noise``) to that vector and the environment gets its argmax;
+the replay stores the noisy vector, and the twin critics learn Q(state, action vector). Target policy
+smoothing adds clipped Gaussian noise to the target actor's Gumbel-softmax vector. Everything else
+(twin critics, delayed actor and soft target updates, stop rules, varied HPs) is ``td3``'s core; this
+module supplies only the action head. The trained ``params`` are the actor; the deterministic policy
+is the argmax of its logits.
 
-Presets: "small" (our SE default: TD3's "small" with lr 3e-4) and "paper" (the authors' CartPole config: ReLU 2x128, batch 128,
-lr 5e-4, tau 0.01, policy delay 2, noise 0.1 / 0.2 clipped at 0.5, T = 1, 10 initial episodes).
+Presets: "small" (our SE default: TD3's "small" with lr 3e-4) and "paper" (the authors' CartPole
+config: ReLU 2x128, batch 128, lr 5e-4, tau 0.01, policy delay 2, noise 0.1 / 0.2 clipped at 0.5,
+T = 1, 10 initial episodes).
 """
 
 from __future__ import annotations
