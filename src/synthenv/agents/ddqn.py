@@ -40,6 +40,8 @@ class DDQNConfig:
     eps_decay: float = 0.961
     init_episodes: int = 1
     """Episodes of uniformly random actions before learning starts."""
+    dueling: bool = False
+    """Dueling head (``dueling_ddqn``): the MLP outputs V and A on its last hidden layer, Q = V + A - mean(A)."""
     buffer_size: int = 100_000
     max_episodes: int = 1000
     max_steps: int = 100_000
@@ -134,8 +136,15 @@ class AgentState(NamedTuple):
     key: jax.Array
 
 
-def q_values(params: dict, obs: jax.Array, hp: HParams, activation: str) -> jax.Array:
-    return masked_mlp.apply(params, obs, masked_mlp.MLPShape(hp.hidden, hp.layers), activation)
+def dueling_q(out: jax.Array) -> jax.Array:
+    """Q = V + A - mean(A) from the dueling outputs ``[V, A_1..A_n]`` (last axis), per sample."""
+    value, adv = out[..., :1], out[..., 1:]
+    return value + adv - jnp.mean(adv, axis=-1, keepdims=True)
+
+
+def q_values(params: dict, obs: jax.Array, hp: HParams, config: DDQNConfig) -> jax.Array:
+    out = masked_mlp.apply(params, obs, masked_mlp.MLPShape(hp.hidden, hp.layers), config.activation)
+    return dueling_q(out) if config.dueling else out
 
 
 def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "converged",
@@ -151,20 +160,20 @@ def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "conver
     capacity = min(config.buffer_size, common.step_cap(config, stop_rule))
     stop_test = common.make_stop_test(config, stop_rule, threshold)
     adam = optax.scale_by_adam()
-    act = config.activation
 
     def loss_fn(params, target, batch, hp):
         obs, action, reward, next_obs, done = batch
-        q = jnp.take_along_axis(q_values(params, obs, hp, act), action[:, None], axis=1)[:, 0]
-        next_action = jnp.argmax(q_values(params, next_obs, hp, act), axis=1)
-        next_q = jnp.take_along_axis(q_values(target, next_obs, hp, act), next_action[:, None], axis=1)[:, 0]
+        q = jnp.take_along_axis(q_values(params, obs, hp, config), action[:, None], axis=1)[:, 0]
+        next_action = jnp.argmax(q_values(params, next_obs, hp, config), axis=1)
+        next_q = jnp.take_along_axis(q_values(target, next_obs, hp, config), next_action[:, None], axis=1)[:, 0]
         y = jax.lax.stop_gradient(reward + config.gamma * (1.0 - done) * next_q)
         mask = common.batch_mask(shapes.batch_size, hp.batch_size)
         return jnp.sum(mask * (q - y) ** 2) / hp.batch_size.astype(jnp.float32)
 
     def init_state(key, env_params, hp) -> AgentState:
         k_net, k_env, key = jax.random.split(key, 3)
-        params = masked_mlp.init_params(k_net, obs_dim, n_actions, shapes.hidden, shapes.layers,
+        out_dim = n_actions + 1 if config.dueling else n_actions  # dueling: [V, A_1..A_n]
+        params = masked_mlp.init_params(k_net, obs_dim, out_dim, shapes.hidden, shapes.layers,
                                         masked_mlp.MLPShape(hp.hidden, hp.layers))
         obs, env_state = env.reset(k_env, env_params)
         return AgentState(params=params, target=params, opt_state=adam.init(params),
@@ -177,7 +186,7 @@ def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "conver
         active = ~s.stopped
 
         # Act: uniformly random during the initial episodes, then epsilon-greedy.
-        greedy = jnp.argmax(q_values(s.params, s.obs, hp, act)).astype(jnp.int32)
+        greedy = jnp.argmax(q_values(s.params, s.obs, hp, config)).astype(jnp.int32)
         explore = (jax.random.uniform(k_explore) < s.eps) | (s.ep.episodes < config.init_episodes)
         action = jnp.where(explore, jax.random.randint(k_act, (), 0, n_actions, jnp.int32), greedy)
         tr = env.step(k_env, s.env_state, action, env_params)
@@ -217,7 +226,7 @@ def make_policy(config: DDQNConfig):
     """Greedy action of a trained agent: ``policy(params, hp, obs) -> action``."""
 
     def policy(params, hp, obs):
-        return jnp.argmax(q_values(params, obs, hp, config.activation)).astype(jnp.int32)
+        return jnp.argmax(q_values(params, obs, hp, config)).astype(jnp.int32)
 
     return policy
 

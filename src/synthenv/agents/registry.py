@@ -12,6 +12,9 @@ AGENTS: dict[str, str] = {
     "ddqn": "ddqn",
     "ppo": "ppo",
     "sac": "sac",
+    "dueling_ddqn": "dueling_ddqn",
+    "td3_discrete": "td3_discrete",
+    "td3": "td3",
 }
 
 

@@ -320,7 +320,7 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
         s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
                                      config.chunk_steps)
         params = Params(s.nets.actor, s.nets.critic, s.nets.log_alpha, jnp.float32(high) if continuous else None)
-        return common.TrainResult(params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1])
+        return common.TrainResult(params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1], s.replay)
 
     return train
 

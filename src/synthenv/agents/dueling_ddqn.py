@@ -1,0 +1,30 @@
+"""Dueling Double DQN: DDQN whose Q-network has a value and an advantage head on shared features.
+
+Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a') (per sample), as in Wang et al. 2016 and the paper
+(METHOD.md §5). Everything else (double-DQN target, epsilon-greedy, soft target updates, stop
+rules, varied HPs) is DDQN's: this module only sets ``dueling=True`` (see ``ddqn.DDQNConfig``) and
+re-exports the DDQN agent API. The shared feature MLP is the masked MLP's hidden stack; its linear
+output layer carries the V head (first output) and the A head (the other ``n_actions`` outputs).
+
+Presets: "small" (our SE default, as DDQN's) and "paper" (the paper's Dueling DDQN CartPole config:
+ReLU 2x128, batch 128, lr 1e-3, tau 0.01, epsilon 1 -> 0.01 (x0.9 per episode), 10 initial
+episodes). The paper's separate 128-unit feature layer is our last hidden layer.
+"""
+
+from __future__ import annotations
+
+from synthenv.agents import common
+from synthenv.agents.ddqn import (CONTINUOUS, DISCRETE, HParams, Shapes, make_policy, make_train,  # noqa: F401
+                                  max_shapes, sample_hparams)
+from synthenv.agents.ddqn import DDQNConfig as Config
+
+PRESETS: dict[str, Config] = {
+    "small": Config(hidden=16, layers=1, activation="tanh", lr=1e-3, batch_size=32, gamma=0.99, tau=0.01,
+                    eps_init=1.0, eps_min=0.05, eps_decay=0.9, init_episodes=1, dueling=True),
+    "paper": Config(hidden=128, layers=2, activation="relu", lr=1e-3, batch_size=128, gamma=0.99, tau=0.01,
+                    eps_init=1.0, eps_min=0.01, eps_decay=0.9, init_episodes=10, dueling=True),
+}
+
+
+def resolve(preset: str, **overrides) -> Config:
+    return common.resolve_preset("Dueling DDQN", PRESETS, preset, overrides)
