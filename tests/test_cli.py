@@ -116,13 +116,13 @@ def test_debug_raises_the_usage_error(tmp_path, capsys):
     with pytest.raises(UsageError, match="Nope-v0"):
         main(["train-se", "--out", str(tmp_path / "r"), "--env", "Nope-v0", "--debug"])
     with pytest.raises(UsageError, match="unknown agent"):
-        main(["evaluate", "--env", "CartPole-v0", "--agent", "ppo", "--debug"])
+        main(["evaluate", "--env", "CartPole-v0", "--agent", "nope", "--debug"])
 
 
 # ---------------------------------------------------------------------------------------------- evaluate errors
 
 def test_evaluate_unknown_agent(capsys):
-    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--agent", "ppo"], "'ppo'", "ddqn")
+    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--agent", "nope"], "'nope'", "ddqn")
 
 
 def test_evaluate_needs_proxy_or_env(capsys):

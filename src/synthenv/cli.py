@@ -48,6 +48,8 @@ class TrainSE:
     vary_hparams: Optional[bool] = None
     """Vary inner-agent hyperparameters (default True)."""
     stop_when_solved: Optional[bool] = None
+    solved_streak: Optional[int] = None
+    """Generations in a row at or above the threshold that count as solved (default 1, the paper's)."""
     se_hidden: Optional[int] = None
     se_activation: Optional[str] = None
     devices: Optional[int] = None
@@ -173,7 +175,7 @@ def _train_se(a: TrainSE) -> int:
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
-                                 stop_when_solved=a.stop_when_solved, inner_agents=inner,
+                                 stop_when_solved=a.stop_when_solved, inner_agents=inner, solved_streak=a.solved_streak,
                                  agents_per_member=a.agents_per_member).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
     if a.resume:
@@ -199,6 +201,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
              "inner_agents": config.inner_agents, "agents_per_member": config.agents_per_member,
+             "solved_streak": config.solved_streak,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
              **{k: v for k, v in top.items() if k != "generations"}}

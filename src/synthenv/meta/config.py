@@ -30,6 +30,9 @@ class TrainSEConfig:
     """Generation cap (the paper ran 200 iterations)."""
     stop_when_solved: bool = True
     """Stop once agents trained on the unperturbed SE reach the task's solved threshold."""
+    solved_streak: int = 1
+    """Generations in a row whose unperturbed score must reach the threshold to call the SE solved
+    (paper: 1; more guards against a lucky draw of agents)."""
     es: ESConfig = field(default_factory=ESConfig)
     se: SEConfig = field(default_factory=SEConfig)
     preset: str = "small"
@@ -56,6 +59,8 @@ class TrainSEConfig:
         self.agent.validate()
         if self.generations < 1:
             raise UsageError(f"generations must be >= 1, got {self.generations}")
+        if self.solved_streak < 1:
+            raise UsageError(f"solved_streak must be >= 1, got {self.solved_streak}")
         if self.agents_per_member < 1:
             raise UsageError(f"agents_per_member must be >= 1, got {self.agents_per_member}")
         if self.unperturbed_agents < 1:

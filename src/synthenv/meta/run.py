@@ -127,14 +127,14 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     best = {"score": -np.inf, "generation": -1}
     best_se = learner.strategy.mean(es_state)
     totals = {"real_env_steps": 0, "wall_seconds": 0.0}
-    solved = False
+    solved, streak = False, 0  # streak: consecutive generations at or above the threshold
     if resume:
         tensors, meta = model_files.load(out / STATE_FILE, kind=STATE_KIND) if (out / STATE_FILE).exists() else ({}, None)
         if meta is not None:
             es_state = _restore_state(es_state, tensors, out / STATE_FILE)
             best_se = jnp.asarray(tensors["best_se"])
             done, best, totals, solved = meta["generations_done"], meta["best"], meta["totals"], meta["solved"]
-            latest = meta.get("latest_scores", {})
+            latest, streak = meta.get("latest_scores", {}), meta.get("streak", 0)
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < done]
     else:
@@ -153,7 +153,8 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         latest[learner.inner_agent(done)] = stats["score_unperturbed"]
         # The SE's score: the worst inner agent's latest unperturbed score (once every agent has run).
         score = min(latest.values()) if len(latest) == len(config.inner_agents) else -np.inf
-        solved = solved or score >= threshold
+        streak = streak + 1 if score >= threshold else 0
+        solved = solved or streak >= config.solved_streak
         if score >= best["score"] and np.isfinite(score):
             best, best_se = {"score": score, "generation": done}, evaluated
             save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
@@ -165,7 +166,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         done += 1
         model_files.save(out / STATE_FILE, _state_tensors(es_state, best_se), {
             "kind": STATE_KIND, "generations_done": done, "best": best, "totals": totals, "solved": solved,
-            "latest_scores": latest})
+            "latest_scores": latest, "streak": streak})
         emit("generation", {**row, "generations_done": done, "generations": config.generations,
                             "total_wall_seconds": totals["wall_seconds"]})
     summary = {"out": str(out), "generations_done": done, "solved": solved, "best_score": best["score"],
