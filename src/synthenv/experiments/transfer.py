@@ -174,7 +174,8 @@ def report_markdown(summary: dict, spec) -> str:
                 c = summary["settings"][s].get(a)
                 if s != REAL and c and real and real["train_steps_mean"] > 0:
                     saving = 1 - c["train_steps_mean"] / real["train_steps_mean"]
-                    lines.append(f"- {a} on {s}: {saving:+.0%} fewer steps")
+                    word = "fewer" if saving >= 0 else "more"
+                    lines.append(f"- {a} on {s}: {abs(saving):.0%} {word} steps")
     paper = PAPER.get(spec.id, {})
     if paper:
         lines += ["", "The paper's numbers (Ferreira et al. 2022, Fig. 3):", "",
