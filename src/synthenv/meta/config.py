@@ -50,6 +50,8 @@ class TrainSEConfig:
 
     def validate(self) -> None:
         spec = get_spec(self.env)
+        if spec.continuous:
+            raise UsageError(f"SEs are implemented for discrete-action tasks only; {spec.id} is continuous")
         if not self.inner_agents:
             raise UsageError("inner_agents must name at least one agent")
         for name in self.inner_agents:
