@@ -112,5 +112,5 @@ def transition_histograms(groups: dict[str, dict[str, np.ndarray]], obs_names: l
                     lw=1.2, label=g)
         ax.set_title(obs_names[d] if d < len(obs_names) else "reward", fontsize=9)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.04)
     _save(fig, path)
