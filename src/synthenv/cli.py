@@ -147,7 +147,6 @@ class Curves:
     """Run folders or folders of runs (e.g. a train-ses folder)."""
     out: Path = Path("curves.png")
     title: Optional[str] = None
-    devices: Optional[int] = None
     debug: bool = False
 
 
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     from synthenv.errors import UsageError
 
     try:
-        _set_devices(args.devices)
+        _set_devices(getattr(args, "devices", None))  # plot commands do not use JAX
         return RUNNERS[type(args)](args)
     except UsageError as e:
         if args.debug:

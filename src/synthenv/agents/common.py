@@ -4,7 +4,7 @@ paper's stop rules, and the chunked training loop that runs only until the slowe
 Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so the generation step,
 ``evaluate`` and the experiments can use any of them (see ``synthenv.agents.registry``):
 
-- ``Config``: a frozen dataclass with ``validate()``; it carries the ``StopConfig`` fields below.
+- ``Config``: a frozen dataclass subclassing ``StopConfig`` (below), with ``validate()``.
 - ``PRESETS``: named configs, ``"small"`` is our default for SE work; ``resolve(preset, **overrides)``.
 - ``HParams`` (per-agent traced values), ``Shapes`` (static maximum shapes), ``max_shapes(config,
   vary)`` and ``sample_hparams(key, config, vary)``: the paper's varied-HP sampler.
@@ -15,7 +15,7 @@ Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so th
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -73,11 +73,30 @@ def with_protocol(config, source: dict):
     return replace(config, **{k: source[k] for k in PROTOCOL_FIELDS if k in source})
 
 
-def check_stop_fields(config) -> dict[str, bool]:
-    """Validity checks of the stop fields every agent config carries (merged into its ``validate``)."""
-    return {"max_episodes": config.max_episodes >= 1, "max_steps": config.max_steps >= 1,
-            "proxy_max_steps": config.proxy_max_steps >= 1, "proxy_min_steps": config.proxy_min_steps >= 0,
-            "stop_window": config.stop_window >= 1, "stop_tolerance": config.stop_tolerance >= 0}
+@dataclass(frozen=True)
+class StopConfig:
+    """The fields every agent config carries (agent configs subclass it; an agent redeclares a field to
+    change its default): episode and step caps, the paper's stop rule, the training-loop chunk."""
+
+    max_episodes: int = 1000
+    max_steps: int = 100_000
+    """Our cap on environment steps per agent on the real task (the paper only caps episodes)."""
+    proxy_max_steps: int = 2_000
+    """Our cap on environment steps per agent on a proxy (the paper only caps episodes at 1000)."""
+    proxy_min_steps: int = 0
+    """Steps on a proxy before the convergence stop may fire (0: the paper's rule). Keeps an SE from
+    scoring by making agents stop after a few flat episodes, before they learn anything."""
+    stop_window: int = 10
+    stop_tolerance: float = 0.01
+    chunk_steps: int = 64
+    """Steps per while-loop iteration: larger chunks cost less loop overhead, waste more after stopping."""
+
+    def stop_checks(self) -> dict[str, bool]:
+        """Validity of these fields (merged into each agent config's checks)."""
+        return {"max_episodes": self.max_episodes >= 1, "max_steps": self.max_steps >= 1,
+                "proxy_max_steps": self.proxy_max_steps >= 1, "proxy_min_steps": self.proxy_min_steps >= 0,
+                "stop_window": self.stop_window >= 1, "stop_tolerance": self.stop_tolerance >= 0,
+                "chunk_steps": self.chunk_steps >= 1}
 
 
 def step_cap(config, stop_rule: str) -> int:

@@ -25,7 +25,7 @@ from synthenv.agents import masked_mlp
 
 
 @dataclass(frozen=True)
-class DDQNConfig:
+class DDQNConfig(common.StopConfig):
     """DDQN hyperparameters. Defaults: the paper's BOHB-tuned CartPole config."""
 
     hidden: int = 57
@@ -43,18 +43,6 @@ class DDQNConfig:
     dueling: bool = False
     """Dueling head (``dueling_ddqn``): the MLP outputs V and A on its last hidden layer, Q = V + A - mean(A)."""
     buffer_size: int = 100_000
-    max_episodes: int = 1000
-    max_steps: int = 100_000
-    """Our cap on environment steps per agent on the real task (the paper only caps episodes)."""
-    proxy_max_steps: int = 2_000
-    """Our cap on environment steps per agent on a proxy (the paper only caps episodes at 1000)."""
-    proxy_min_steps: int = 0
-    """Steps on a proxy before the convergence stop may fire (0: the paper's rule). Keeps an SE from
-    scoring by making agents stop after a few flat episodes, before they learn anything."""
-    stop_window: int = 10
-    stop_tolerance: float = 0.01
-    chunk_steps: int = 64
-    """Steps per while-loop iteration: larger chunks cost less loop overhead, waste more after stopping."""
 
     def validate(self) -> None:
         checks = {
@@ -62,8 +50,7 @@ class DDQNConfig:
             "batch_size": self.batch_size >= 1, "gamma": 0 <= self.gamma <= 1, "tau": 0 < self.tau <= 1,
             "eps_init": 0 <= self.eps_init <= 1, "eps_min": 0 <= self.eps_min <= 1,
             "eps_decay": 0 < self.eps_decay <= 1, "init_episodes": self.init_episodes >= 0,
-            "buffer_size": self.buffer_size >= 1, "chunk_steps": self.chunk_steps >= 1,
-            **common.check_stop_fields(self),
+            "buffer_size": self.buffer_size >= 1, **self.stop_checks(),
         }
         common.raise_if_invalid("DDQN", self, checks)
 

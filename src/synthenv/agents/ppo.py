@@ -61,7 +61,7 @@ from synthenv.agents import masked_mlp
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(common.StopConfig):
     """PPO hyperparameters. Defaults: CleanRL's, for one environment per agent."""
 
     hidden: int = 64
@@ -82,15 +82,10 @@ class PPOConfig:
     """Continuous actions: the initial log standard deviation of the Gaussian policy."""
     reward_norm: bool = True
     """Scale rewards by the running std of the discounted return (CleanRL's NormalizeReward)."""
-    max_episodes: int = 1000
     max_steps: int = 200_000
     """Our cap on environment steps per agent on the real task."""
     proxy_max_steps: int = 20_000
-    """Our cap on environment steps per agent on a proxy (the paper only caps episodes at 1000)."""
-    proxy_min_steps: int = 0
-    """Steps on a proxy before the convergence stop may fire (0: the paper's rule)."""
-    stop_window: int = 10
-    stop_tolerance: float = 0.01
+    """Our cap on environment steps per agent on a proxy (PPO learns from fewer updates per step)."""
     chunk_steps: int = 1
     """Iterations (rollout + update) per while-loop step."""
 
@@ -102,7 +97,7 @@ class PPOConfig:
             "gamma": 0 <= self.gamma <= 1, "gae_lambda": 0 <= self.gae_lambda <= 1,
             "clip_eps": self.clip_eps > 0, "vf_coef": self.vf_coef >= 0, "ent_coef": self.ent_coef >= 0,
             "max_grad_norm": self.max_grad_norm > 0, "init_log_std": math.isfinite(self.init_log_std),
-            "chunk_steps": self.chunk_steps >= 1, **common.check_stop_fields(self),
+            **self.stop_checks(),
         }
         common.raise_if_invalid("PPO", self, checks)
 

@@ -46,7 +46,7 @@ tau 0.005, alpha from 1). The paper (METHOD.md) gives no SAC setting.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -56,14 +56,12 @@ import optax
 from synthenv.agents import common
 from synthenv.agents import masked_mlp
 from synthenv.agents.ddqn import HParams, Shapes, max_shapes, sample_hparams  # noqa: F401 (agent API)
-from synthenv.errors import UsageError
-from synthenv.nets import ACTIVATIONS
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's range for the continuous actor's log-std
 
 
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(common.StopConfig):
     """SAC hyperparameters. Defaults: the usual SAC sizes (SAC paper, CleanRL): 2x256, batch 256."""
 
     hidden: int = 256
@@ -80,17 +78,6 @@ class SACConfig:
     init_episodes: int = 5
     """Episodes of uniformly random actions before learning starts."""
     buffer_size: int = 100_000
-    max_episodes: int = 1000
-    max_steps: int = 100_000
-    """Our cap on environment steps per agent on the real task."""
-    proxy_max_steps: int = 2_000
-    """Our cap on environment steps per agent on a proxy (the paper only caps episodes at 1000)."""
-    proxy_min_steps: int = 0
-    """Steps on a proxy before the convergence stop may fire (0: the paper's rule)."""
-    stop_window: int = 10
-    stop_tolerance: float = 0.01
-    chunk_steps: int = 64
-    """Steps per while-loop iteration: larger chunks cost less loop overhead, waste more after stopping."""
 
     def validate(self) -> None:
         checks = {
@@ -98,13 +85,9 @@ class SACConfig:
             "batch_size": self.batch_size >= 1, "gamma": 0 <= self.gamma <= 1, "tau": 0 < self.tau <= 1,
             "alpha_init": self.alpha_init > 0, "target_entropy_scale": 0 <= self.target_entropy_scale <= 1,
             "init_episodes": self.init_episodes >= 0, "buffer_size": self.buffer_size >= 1,
-            "chunk_steps": self.chunk_steps >= 1, **common.check_stop_fields(self),
+            **self.stop_checks(),
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise UsageError(f"invalid SAC setting {bad[0]}={getattr(self, bad[0])!r}")
-        if self.activation not in ACTIVATIONS:
-            raise UsageError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        common.raise_if_invalid("SAC", self, checks)
 
 
 Config = SACConfig
@@ -339,8 +322,4 @@ def make_policy(config: SACConfig):
 
 
 def resolve(preset: str, **overrides) -> SACConfig:
-    try:
-        base = PRESETS[preset]
-    except KeyError:
-        raise UsageError(f"unknown SAC preset {preset!r}; known presets: {', '.join(PRESETS)}") from None
-    return replace(base, **overrides)
+    return common.resolve_preset("SAC", PRESETS, preset, overrides)

@@ -35,7 +35,7 @@ from synthenv.agents.ddqn import HParams, Shapes, max_shapes, sample_hparams  # 
 
 
 @dataclass(frozen=True)
-class TD3Config:
+class TD3Config(common.StopConfig):
     """TD3 hyperparameters. Defaults: "small" (our SE default); noise scales are CleanRL's."""
 
     hidden: int = 32
@@ -56,17 +56,8 @@ class TD3Config:
     init_episodes: int = 5
     """Episodes of uniformly random actions before learning starts."""
     buffer_size: int = 100_000
-    max_episodes: int = 1000
-    max_steps: int = 100_000
-    """Our cap on environment steps per agent on the real task."""
     proxy_max_steps: int = 10_000
     """Our cap on environment steps per agent on a proxy."""
-    proxy_min_steps: int = 0
-    """Steps on a proxy before the convergence stop may fire (0: the paper's rule)."""
-    stop_window: int = 10
-    stop_tolerance: float = 0.01
-    chunk_steps: int = 64
-    """Steps per while-loop iteration."""
 
     def checks(self) -> dict[str, bool]:
         """Field -> valid; ``validate`` reports the first invalid one (subclasses add their fields)."""
@@ -76,7 +67,7 @@ class TD3Config:
             "policy_delay": self.policy_delay >= 1, "expl_noise": self.expl_noise >= 0,
             "policy_noise": self.policy_noise >= 0, "noise_clip": self.noise_clip >= 0,
             "init_episodes": self.init_episodes >= 0, "buffer_size": self.buffer_size >= 1,
-            "chunk_steps": self.chunk_steps >= 1, **common.check_stop_fields(self),
+            **self.stop_checks(),
         }
 
     def validate(self) -> None:

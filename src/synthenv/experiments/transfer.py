@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,17 +56,27 @@ def _setting_names(folders: list[Path]) -> list[str]:
     return names
 
 
-def _load_setting(folder: Path, solved_only: bool):
-    """The SEs of one folder, stacked: ``(task, se_env, stacked_params, n, training_config)``."""
-    loaded = [load_se(p) for p in find_se_files(folder, solved_only)]
+class Setting(NamedTuple):
+    """The SEs of one folder, stacked on a leading axis (all of one task and architecture)."""
+
+    task: Any
+    se_env: Any
+    params: Any
+    count: int
+    training_config: dict
+
+
+def _load_setting(folder: Path, solved_only: bool) -> Setting:
+    files = find_se_files(folder, solved_only)
+    loaded = [load_se(p) for p in files]
     first = loaded[0]
-    for p, se in zip(find_se_files(folder, solved_only), loaded):
+    for p, se in zip(files, loaded):
         if se.env_id != first.env_id:
             raise UsageError(f"{p} is an SE for {se.env_id}, but {folder} also holds SEs for {first.env_id}")
         if se.env.config != first.env.config:
             raise UsageError(f"{p} has another SE architecture than the other SEs of {folder}")
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[se.params for se in loaded])
-    return first.env.task, first.env, stacked, len(loaded), first.metadata.get("training_config") or {}
+    return Setting(first.env.task, first.env, stacked, len(loaded), first.metadata.get("training_config") or {})
 
 
 def summarize(returns: np.ndarray, steps: np.ndarray, episodes: np.ndarray, diverged: np.ndarray,
@@ -99,37 +109,36 @@ def transfer(ses: list[str | Path], agents: list[str], out: str | Path, agents_p
     folders = [Path(s) for s in ses]
     names = _setting_names(folders)
     settings = {name: _load_setting(f, solved_only) for name, f in zip(names, folders)}
-    env_ids = {name: s[0].spec.id for name, s in settings.items()}
+    env_ids = {name: s.task.spec.id for name, s in settings.items()}
     if len(set(env_ids.values())) > 1:
         raise UsageError(f"the --ses folders hold SEs for different tasks: {env_ids}")
-    task = next(iter(settings.values()))[0]
+    task = next(iter(settings.values())).task
     spec = task.spec
     modules = {a: check_supports(a, spec.continuous, spec.id) for a in agents}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda kind, data: None)
-    n_real = real_agents or agents_per_se * max(s[3] for s in settings.values())
+    n_real = real_agents or agents_per_se * max(s.count for s in settings.values())
     jobs = [(name, a) for name in names for a in agents] + ([(REAL, a) for a in agents] if real else [])
     emit("start", {"jobs": len(jobs)})
 
     summary = {"env": spec.id, "agents": agents, "agents_per_se": agents_per_se, "episodes": episodes,
-               "seed": seed, "solved_only": solved_only, "settings": {}, "ses": {}}
+               "seed": seed, "solved_only": solved_only, "settings": {},
+               "ses": {name: {"folder": str(f), "count": settings[name].count} for name, f in zip(names, folders)}}
     all_returns: dict = {}
     for j, (name, a) in enumerate(jobs):
         t = time.perf_counter()
         module = modules[a]
         if name == REAL:
-            trained_with = next(iter(settings.values()))[4]
-            config, _ = agent_config(module, a, None, spec.id, trained_with)
+            config, _ = agent_config(module, a, None, spec.id, next(iter(settings.values())).training_config)
             r = train_and_test(module, config, task, RealEnv(task), "threshold", None, n_real, episodes,
                                True, seed, n_devices)
         else:
-            _, se_env, stacked, n_ses, trained_with = settings[name]
-            config, _ = agent_config(module, a, None, spec.id, trained_with)
-            per_agent = jax.tree.map(lambda x: jnp.repeat(x, agents_per_se, axis=0), stacked)
-            r = train_and_test(module, config, task, se_env, "converged", per_agent, n_ses * agents_per_se,
+            st = settings[name]
+            config, _ = agent_config(module, a, None, spec.id, st.training_config)
+            per_agent = jax.tree.map(lambda x: jnp.repeat(x, agents_per_se, axis=0), st.params)
+            r = train_and_test(module, config, task, st.se_env, "converged", per_agent, st.count * agents_per_se,
                                episodes, True, seed, n_devices, per_agent_params=True)
-            summary["ses"][name] = {"folder": str(folders[names.index(name)]), "count": n_ses}
         cell = summarize(r["returns"], r["steps"], r["episodes"], r["diverged"], spec.solved_threshold)
         cell["wall_seconds"] = time.perf_counter() - t
         summary["settings"].setdefault(name, {})[a] = cell

@@ -59,11 +59,13 @@ class SELearner:
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
-        step = self.steps[generation % len(self.steps)]
-        return step(es_state, self.key_for(generation))
+        return self.steps[self._slot(generation)](es_state, self.key_for(generation))
 
     def inner_agent(self, generation: int) -> str:
-        return self.config.inner_agents[generation % len(self.steps)]
+        return self.config.inner_agents[self._slot(generation)]
+
+    def _slot(self, generation: int) -> int:
+        return generation % len(self.config.inner_agents)
 
     def key_for(self, generation: int) -> jax.Array:
         return jax.random.fold_in(self.gen_key, generation)
@@ -158,7 +160,8 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         if score >= best["score"] and np.isfinite(score):
             best, best_se = {"score": score, "generation": done}, evaluated
             save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
-        row = {"generation": done, "inner_agent": learner.inner_agent(done), **stats, "real_env_steps": totals["real_env_steps"],
+        row = {"generation": done, "inner_agent": learner.inner_agent(done), **stats,
+               "real_env_steps": totals["real_env_steps"],
                "real_env_steps_generation": int(stats["real_env_steps"]), "wall_seconds": seconds,
                "solved": score >= threshold}
         metrics.append(row)
