@@ -66,6 +66,9 @@ def test_unknown_preset(tmp_path, capsys):
     (["--generations", "0"], ("generations",)),
     (["--se-hidden", "0"], ("hidden",)),
     (["--se-activation", "swish"], ("'swish'",)),
+    (["--confirm-agents", "-1"], ("confirm_agents", ">= 0")),
+    (["--target-score", "-600", "--env", "Acrobot-v1"], ("target_score", "-500", "Acrobot-v1")),
+    (["--target-score", "nan"], ("target_score", "nan")),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"

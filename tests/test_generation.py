@@ -74,3 +74,20 @@ def test_agents_of_one_candidate_differ():
         # The fitness max of 64 candidates: a mean of 4 uniforms rarely comes close to 1.
         spread[k] = float(gen(state, jax.random.key(1))[2].fitness_max)
     assert spread[1] > 0.9 and spread[4] < spread[1]
+
+
+def test_confirmation_is_the_mean_over_fresh_agents():
+    """The confirmation trains ``n`` agents with their own HP draws and seeds on one SE: with a stand-in
+    member scoring ``sum(flat) + hp.x`` its result is exactly that mean over the draws it made."""
+    from synthenv.meta.generation import make_confirmation
+
+    def member(flat, hp, key):
+        return jnp.sum(flat) + hp.x, jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(7)
+
+    confirm = make_confirmation(member, sample, 6, n_devices=2)
+    flat, key = jnp.full((DIMS,), 0.5), jax.random.key(3)
+    score, real_steps = confirm(flat, key)
+    draws = jax.vmap(sample)(jax.random.split(jax.random.split(key)[0], 6)).x
+    assert float(score) == pytest.approx(0.5 * DIMS + float(jnp.mean(draws)), rel=1e-6)
+    assert int(real_steps) == 6 * 7
+    assert len(set(np.asarray(draws).round(6))) == 6  # six different agents, not one repeated

@@ -46,3 +46,21 @@ def test_rejects_unknown_or_continuous_only_agents():
         make_config(env="CartPole-v0", inner_agents=["ddqn", "nope"])
     with pytest.raises(UsageError, match="at least one"):
         make_config(env="CartPole-v0", inner_agents=[])
+
+
+def test_inner_agent_presets():
+    """``NAME:PRESET`` picks an inner agent's preset; evaluate then defaults to it on that SE."""
+    from synthenv.agents import sac
+    from synthenv.experiments.evaluate import agent_config
+
+    config = make_config(env="CartPole-v0", inner_agents=["ddqn", "sac:standard", "ppo"])
+    assert config.agent_config("sac:standard").hidden == sac.PRESETS["standard"].hidden
+    assert config.agent_config("sac:standard").proxy_min_steps == config.agent.proxy_min_steps
+    assert config.agent_config("ppo") == config.agent_config("ppo:small")
+    assert config.agent_config("ddqn") == config.agent
+
+    trained_with = config.to_dict()
+    assert agent_config(sac, "sac", None, "CartPole-v0", trained_with)[1] == "standard"
+    assert agent_config(sac, "sac", "small", "CartPole-v0", trained_with)[1] == "small"
+    with pytest.raises(UsageError, match="unknown preset 'huge' for agent 'sac'; known presets: small, tiny, standard"):
+        make_config(env="CartPole-v0", inner_agents=["ddqn", "sac:huge"])

@@ -144,7 +144,7 @@ def test_validate_and_resolve():
     assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="clip_eps"):
         ppo.resolve("small", clip_eps=0.0).validate()
-    with pytest.raises(UsageError, match="known presets: default, small"):
+    with pytest.raises(UsageError, match="known presets: default, small, tiny"):
         ppo.resolve("nope")
     assert check_supports("ppo", True, "Pendulum-v1") is ppo
     assert check_supports("ppo", False, "CartPole-v0") is ppo

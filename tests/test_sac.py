@@ -128,7 +128,7 @@ def test_config_errors_and_registry():
     assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="target_entropy_scale"):
         sac.resolve("small", target_entropy_scale=1.5).validate()
-    with pytest.raises(UsageError, match="small, standard"):
+    with pytest.raises(UsageError, match="small, tiny, standard"):
         sac.resolve("nope")
     assert check_supports("sac", True, "Pendulum-v1") is sac
     assert check_supports("sac", False, "CartPole-v0") is sac

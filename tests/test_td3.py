@@ -61,7 +61,7 @@ def test_registry_and_validation():
         config.validate()
     with pytest.raises(UsageError, match="needs continuous actions"):
         check_supports("td3", False, "CartPole-v0")
-    with pytest.raises(UsageError, match=r"^invalid TD3Config setting policy_delay=0$"):
+    with pytest.raises(UsageError, match=r"^invalid TD3 setting policy_delay=0$"):
         td3.resolve("small", policy_delay=0).validate()
     with pytest.raises(UsageError, match="unknown TD3 preset 'nope'; known presets: small, paper"):
         td3.resolve("nope")

@@ -34,7 +34,7 @@ class TrainSE:
     """Inner DDQN preset: small (default), cartpole, acrobot, hpvar (the paper's)."""
     inner_agents: Optional[str] = None
     """Comma-separated inner algorithms, cycled one per generation, e.g. ddqn,dueling_ddqn,ppo,sac
-    (default ddqn). Other agents use their small preset."""
+    (default ddqn); NAME:PRESET picks a preset (default: small; ddqn: --preset)."""
     strategy: Optional[str] = None
     """nes (the paper's, default), open_es or snes (evosax)."""
     sigma: Optional[float] = None
@@ -48,8 +48,11 @@ class TrainSE:
     vary_hparams: Optional[bool] = None
     """Vary inner-agent hyperparameters (default True)."""
     stop_when_solved: Optional[bool] = None
-    solved_streak: Optional[int] = None
-    """Generations in a row at or above the threshold that count as solved (default 1, the paper's)."""
+    target_score: Optional[float] = None
+    """Mean real return at which the SE counts as solved (default: per task; the task's threshold,
+    Acrobot-v1 -90)."""
+    confirm_agents: Optional[int] = None
+    """Fresh agents that must confirm a solved score on the same SE (default 16; 0: the paper's single test)."""
     se_hidden: Optional[int] = None
     se_activation: Optional[str] = None
     devices: Optional[int] = None
@@ -174,7 +177,8 @@ def _train_se(a: TrainSE) -> int:
     se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
-                                 stop_when_solved=a.stop_when_solved, inner_agents=inner, solved_streak=a.solved_streak,
+                                 stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
+                                 target_score=a.target_score,
                                  agents_per_member=a.agents_per_member).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
     if a.resume:
@@ -200,7 +204,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
              "inner_agents": config.inner_agents, "agents_per_member": config.agents_per_member,
-             "solved_streak": config.solved_streak,
+             "confirm_agents": config.confirm_agents, "target_score": config.target_score,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
              **{k: v for k, v in top.items() if k != "generations"}}

@@ -44,11 +44,13 @@ class GenerationProgress:
                 + (f" {d['inner_agent']:<12}" if len(self.config.inner_agents) > 1 else "")
                 + f"  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
                 f"unperturbed {d['score_unperturbed']:8.2f}  real steps {d['real_env_steps']:>10,d}  "
-                f"{d['wall_seconds']:5.1f} s/gen  {eta}" + ("  [green]solved[/]" if d["solved"] else ""))
+                f"{d['wall_seconds']:5.1f} s/gen  {eta}"
+                + (f"  confirmed {d['score_confirmed']:8.2f}" if d.get("score_confirmed") is not None else "")
+                + ("  [green]solved[/]" if d["solved"] else ""))
             self.progress.update(self.task, completed=done, eta=eta)
         elif kind == "done":
             state = "[green]solved[/]" if d["solved"] else "not solved"
-            self.console.print(f"{state} after {d['generations_done']} generations, best unperturbed score "
+            self.console.print(f"{state} after {d['generations_done']} generations, best score "
                                f"{d['best_score']:.2f} (generation {d['best_generation']}), "
                                f"{d['wall_seconds'] + d['compile_seconds']:.0f} s; SE in {d['out']}/se.safetensors")
 

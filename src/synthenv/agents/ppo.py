@@ -111,6 +111,10 @@ PRESETS: dict[str, PPOConfig] = {
     # Ours for SE work: small nets and short rollouts, so a masked varied-HP population stays cheap.
     "small": PPOConfig(hidden=32, layers=1, lr=1e-3, rollout_steps=128, minibatch_size=32, epochs=4,
                        ent_coef=0.01),
+    # Ours for inner agents of SE learning (`--inner-agents ppo:tiny`): small with a 4,000-step cap on
+    # a proxy; a generation of 48 varied-HP agents costs 8 s in place of small's 34 s.
+    "tiny": PPOConfig(hidden=32, layers=1, lr=1e-3, rollout_steps=128, minibatch_size=32, epochs=4,
+                      ent_coef=0.01, proxy_max_steps=4000),
 }
 
 

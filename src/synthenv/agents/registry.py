@@ -35,3 +35,18 @@ def check_supports(name: str, continuous: bool, env_id: str) -> ModuleType:
     if not continuous and not agent.DISCRETE:
         raise UsageError(f"agent {name!r} needs continuous actions; {env_id} has discrete actions")
     return agent
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """``"sac:tiny"`` -> ``("sac", "tiny")``; ``"sac"`` -> ``("sac", None)`` (an inner-agent entry)."""
+    name, _, preset = entry.partition(":")
+    return name, preset or None
+
+
+def check_entry(entry: str, continuous: bool, env_id: str) -> ModuleType:
+    """The agent module of an inner-agent entry ``NAME[:PRESET]``, after checking both exist."""
+    name, preset = split_entry(entry)
+    agent = check_supports(name, continuous, env_id)
+    if preset is not None and preset not in agent.PRESETS:
+        raise UsageError(f"unknown preset {preset!r} for agent {name!r}; known presets: {', '.join(agent.PRESETS)}")
+    return agent

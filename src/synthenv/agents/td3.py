@@ -70,8 +70,11 @@ class TD3Config(common.StopConfig):
             **self.stop_checks(),
         }
 
+    agent_name = "TD3"
+    """How validation messages name the agent."""
+
     def validate(self) -> None:
-        common.raise_if_invalid(type(self).__name__, self, self.checks())
+        common.raise_if_invalid(self.agent_name, self, self.checks())
 
 
 Config = TD3Config

@@ -36,6 +36,7 @@ class TD3DiscreteConfig(TD3Config):
     """The temperature falls from ``temp_init`` to ``temp_init / temp_factor``..."""
     temp_anneal_updates: int = 2000
     """... over this many updates, and stays there."""
+    agent_name = "discrete TD3"
 
     def checks(self) -> dict[str, bool]:
         return {**super().checks(), "temp_init": self.temp_init > 0, "temp_factor": self.temp_factor >= 1,

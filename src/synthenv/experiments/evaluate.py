@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from synthenv.agents.common import with_protocol
-from synthenv.agents.registry import check_supports
+from synthenv.agents.registry import check_supports, split_entry
 from synthenv.errors import UsageError
 from synthenv.evaluation import make_evaluate
 from synthenv.meta.config import TASK_DEFAULTS
@@ -22,14 +22,17 @@ from synthenv.tasks.registry import make_task
 def agent_config(module, agent: str, preset: str | None, env_id: str, trained_with: dict):
     """The config agents train with: on an SE without ``preset``, the SE's own DDQN config for DDQN;
     any other agent or preset takes the SE's training protocol (stop rule, step caps, see
-    ``common.PROTOCOL_FIELDS``)."""
+    ``common.PROTOCOL_FIELDS``). Without ``preset``, an agent the SE was learned with (an inner agent
+    ``NAME:PRESET``) gets that preset; others ``small``."""
     inner = trained_with.get("agent")
-    if inner and agent == "ddqn" and preset is None:
+    trained = dict(map(split_entry, trained_with.get("inner_agents", [])))
+    if inner and agent == "ddqn" and preset is None and trained.get("ddqn") is None:
         try:
             return module.Config(**inner), trained_with.get("preset", "custom")
         except TypeError as e:
             raise UsageError(f"the SE's training config has an unknown DDQN setting ({e})") from None
-    preset = preset or (TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small")
+    default = TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small"
+    preset = preset or trained.get(agent) or default
     config = module.resolve(preset)
     return (with_protocol(config, inner) if inner else config), preset
 

@@ -79,3 +79,19 @@ def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n
         return es_state, evaluated_mean, stats
 
     return jax.jit(generation)
+
+
+def make_confirmation(member, sample_hparams, n_agents: int, n_devices: int | None = None):
+    """``confirm(flat_se_params, key) -> (mean score, real-env steps)`` of ``n_agents`` fresh agents
+    (fresh HPs and seeds) trained on one SE, jitted: a second, independent sample for the "solved"
+    test, so a lucky draw of unperturbed agents does not end the run."""
+    run = make_runner(member, n_devices)
+
+    def confirm(flat, key):
+        k_hp, k_agents = jax.random.split(key)
+        hps = jax.vmap(sample_hparams)(jax.random.split(k_hp, n_agents))
+        score, *_, real_steps = run(jnp.broadcast_to(flat, (n_agents, flat.shape[0])), hps,
+                                    jax.random.split(k_agents, n_agents))
+        return jnp.mean(score), jnp.sum(real_steps)
+
+    return jax.jit(confirm)

@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from synthenv.agents.registry import get_agent
+from synthenv.agents.registry import get_agent, split_entry
 from synthenv.errors import UsageError
 from synthenv.io import model_files
 from synthenv.io.atomic import write_json_atomic, write_text_atomic
 from synthenv.meta.config import TrainSEConfig
-from synthenv.meta.generation import make_generation, make_member
+from synthenv.meta.generation import make_confirmation, make_generation, make_member
 from synthenv.meta.strategies import make_strategy
 from synthenv.proxies.files import save_se
 from synthenv.proxies.se import SyntheticEnv
@@ -34,8 +34,9 @@ STATE_KIND = "es_run_state"
 
 
 class SELearner:
-    """The compiled pieces of one run: initial ES state and one compiled generation step per inner
-    agent (generation ``g`` uses ``config.inner_agents[g % len(inner_agents)]``)."""
+    """The compiled pieces of one run: initial ES state, and per inner agent one compiled generation
+    step and one confirmation of the solved test (generation ``g`` uses
+    ``config.inner_agents[g % len(inner_agents)]``)."""
 
     def __init__(self, config: TrainSEConfig, n_devices: int | None = None):
         config.validate()
@@ -46,20 +47,28 @@ class SELearner:
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
         self.strategy = make_strategy(config.es, flat0.size)
-        self.steps = [self._generation_step(name, n_devices) for name in config.inner_agents]
+        self.steps, self.confirms = zip(*(self._generation_step(name, n_devices) for name in config.inner_agents))
         self.init_state = self.strategy.init(self.init_key, flat0)
 
     def _generation_step(self, name: str, n_devices: int | None):
         c = self.config
-        agent, agent_config = get_agent(name), c.agent_config(name)
+        agent, agent_config = get_agent(split_entry(name)[0]), c.agent_config(name)
         shapes = agent.max_shapes(agent_config, c.vary_hparams)
         member = make_member(agent, self.se, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
         sample = lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)  # noqa: E731
-        return make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices, c.agents_per_member)
+        return (make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices, c.agents_per_member),
+                make_confirmation(member, sample, max(c.confirm_agents, 1), n_devices))
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
         return self.steps[self._slot(generation)](es_state, self.key_for(generation))
+
+    def confirm(self, flat_se, generation: int) -> tuple[float, int]:
+        """Mean score of ``confirm_agents`` fresh agents trained on ``flat_se`` and the real-env steps
+        their tests took (compiled on first use: most runs need it a few times at most)."""
+        key = jax.random.fold_in(self.key_for(generation), 1)
+        score, real_steps = self.confirms[self._slot(generation)](flat_se, key)
+        return score.item(), int(real_steps)
 
     def inner_agent(self, generation: int) -> str:
         return self.config.inner_agents[self._slot(generation)]
@@ -73,7 +82,7 @@ class SELearner:
     def compile(self) -> float:
         """Compile the generation steps; returns seconds."""
         t = time.perf_counter()
-        self.steps = [s.lower(self.init_state, self.key_for(0)).compile() for s in self.steps]
+        self.steps = tuple(s.lower(self.init_state, self.key_for(0)).compile() for s in self.steps)
         return time.perf_counter() - t
 
 
@@ -122,21 +131,21 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     check_out_dir(out, resume)
     emit = on_event or (lambda kind, data: None)
     learner = SELearner(config, n_devices)
-    threshold = learner.task.spec.solved_threshold
+    threshold = config.solved_score()
 
     es_state, done, metrics = learner.init_state, 0, []
     latest: dict[str, float] = {}  # the last unperturbed score of each inner agent
     best = {"score": -np.inf, "generation": -1}
     best_se = learner.strategy.mean(es_state)
     totals = {"real_env_steps": 0, "wall_seconds": 0.0}
-    solved, streak = False, 0  # streak: consecutive generations at or above the threshold
+    solved = False
     if resume:
         tensors, meta = model_files.load(out / STATE_FILE, kind=STATE_KIND) if (out / STATE_FILE).exists() else ({}, None)
         if meta is not None:
             es_state = _restore_state(es_state, tensors, out / STATE_FILE)
             best_se = jnp.asarray(tensors["best_se"])
             done, best, totals, solved = meta["generations_done"], meta["best"], meta["totals"], meta["solved"]
-            latest, streak = meta.get("latest_scores", {}), meta.get("streak", 0)
+            latest = meta.get("latest_scores", {})
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < done]
     else:
@@ -149,27 +158,34 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         t = time.perf_counter()
         es_state, evaluated, stats = learner.generation(es_state, done)
         stats = {k: v.item() for k, v in stats._asdict().items()}
+        unperturbed, confirmed, real_steps = stats["score_unperturbed"], None, int(stats["real_env_steps"])
+        if config.confirm_agents and unperturbed >= threshold:
+            # A second, independent sample of agents on the same SE; the test uses all of them.
+            confirm_score, confirm_steps = learner.confirm(evaluated, done)
+            confirmed = ((config.unperturbed_agents * unperturbed + config.confirm_agents * confirm_score)
+                         / (config.unperturbed_agents + config.confirm_agents))
+            real_steps += confirm_steps
         seconds = time.perf_counter() - t
-        totals = {"real_env_steps": totals["real_env_steps"] + int(stats["real_env_steps"]),
+        totals = {"real_env_steps": totals["real_env_steps"] + real_steps,
                   "wall_seconds": totals["wall_seconds"] + seconds}
-        latest[learner.inner_agent(done)] = stats["score_unperturbed"]
-        # The SE's score: the worst inner agent's latest unperturbed score (once every agent has run).
+        latest[learner.inner_agent(done)] = unperturbed if confirmed is None else confirmed
+        # The SE's score: the worst inner agent's latest score (once every agent has run).
         score = min(latest.values()) if len(latest) == len(config.inner_agents) else -np.inf
-        streak = streak + 1 if score >= threshold else 0
-        solved = solved or streak >= config.solved_streak
+        solved = solved or score >= threshold
         if score >= best["score"] and np.isfinite(score):
             best, best_se = {"score": score, "generation": done}, evaluated
             save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
         row = {"generation": done, "inner_agent": learner.inner_agent(done), **stats,
                "real_env_steps": totals["real_env_steps"],
-               "real_env_steps_generation": int(stats["real_env_steps"]), "wall_seconds": seconds,
+               "real_env_steps_generation": real_steps, "score_confirmed": confirmed,
+               "wall_seconds": seconds,
                "solved": score >= threshold}
         metrics.append(row)
         write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
         done += 1
         model_files.save(out / STATE_FILE, _state_tensors(es_state, best_se), {
             "kind": STATE_KIND, "generations_done": done, "best": best, "totals": totals, "solved": solved,
-            "latest_scores": latest, "streak": streak})
+            "latest_scores": latest})
         emit("generation", {**row, "generations_done": done, "generations": config.generations,
                             "total_wall_seconds": totals["wall_seconds"]})
     summary = {"out": str(out), "generations_done": done, "solved": solved, "best_score": best["score"],

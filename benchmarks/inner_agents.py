@@ -1,0 +1,65 @@
+"""Seconds per generation of SE learning for each inner algorithm (what `--inner-agents` costs).
+
+For each agent: build the run's compiled generation step with only that inner agent (CartPole-v0,
+defaults: 16 members, mirrored, 16 unperturbed agents = 48 agents, varied HPs), report compile
+seconds, then run ``--generations`` generations from the same start and report the median seconds per
+generation, the mean and max training steps per agent and agent-steps per second. Usage:
+
+    python benchmarks/inner_agents.py --agents ddqn ppo sac
+    python benchmarks/inner_agents.py --agents sac --set sac.hidden=16 --set sac.layers=1
+
+``--set agent.field=value`` overrides a field of that agent's ``small`` preset (the one inner agents
+use), to compare candidate presets in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+
+from synthenv import host_devices
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--env", default="CartPole-v0")
+    parser.add_argument("--agents", nargs="+", default=["ddqn", "dueling_ddqn", "td3_discrete", "ppo", "sac"])
+    parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], help="agent.field=value")
+    args = parser.parse_args()
+    host_devices.configure()
+
+    from synthenv.agents.registry import get_agent
+    from synthenv.meta.config import make_config
+    from synthenv.meta.run import SELearner
+
+    for item in args.set:
+        name, _, raw = item.partition("=")
+        agent, field = name.split(".")
+        module = get_agent(agent)
+        module.PRESETS["small"] = replace(module.PRESETS["small"], **{field: json.loads(raw)})
+    for name in args.agents:
+        learner = SELearner(make_config(env=args.env, inner_agents=[name], generations=args.generations))
+        compile_s = learner.compile()
+        state, seconds, rows = learner.init_state, [], []
+        for g in range(args.generations):
+            t = time.perf_counter()
+            state, _, stats = learner.steps[0](state, learner.key_for(g))
+            stats = {k: v.item() for k, v in stats._asdict().items()}
+            seconds.append(time.perf_counter() - t)
+            rows.append(stats)
+        agents = learner.config.es.population * 2 + learner.config.unperturbed_agents
+        steps = statistics.mean(r["train_steps_mean"] for r in rows) * agents
+        print(json.dumps({"agent": name, "compile_s": round(compile_s, 1),
+                          "median_s_per_gen": round(statistics.median(seconds), 2),
+                          "train_steps_mean": round(statistics.mean(r["train_steps_mean"] for r in rows)),
+                          "train_steps_max": max(r["train_steps_max"] for r in rows),
+                          "agent_steps_per_s": round(steps / statistics.mean(seconds)),
+                          "score_unperturbed": [round(r["score_unperturbed"], 1) for r in rows]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
