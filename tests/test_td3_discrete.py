@@ -64,5 +64,5 @@ def test_registry_and_validation():
         check_supports("td3_discrete", True, "Pendulum-v1")
     with pytest.raises(UsageError, match=r"^invalid discrete TD3 setting temp_factor=0\.5$"):
         td3_discrete.resolve("small", temp_factor=0.5).validate()
-    with pytest.raises(UsageError, match="unknown discrete TD3 preset 'nope'; known presets: small, paper"):
+    with pytest.raises(UsageError, match="unknown discrete TD3 preset 'nope'; known presets: small, tiny, paper"):
         td3_discrete.resolve("nope")

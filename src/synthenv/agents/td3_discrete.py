@@ -50,6 +50,9 @@ PRESETS: dict[str, TD3DiscreteConfig] = {
     # lr 3e-4 rather than TD3's 1e-3: at 1e-3 about one agent in four pushed its logits onto one action
     # within the first updates and never recovered (a cold softmax passes no gradient), measured on CartPole.
     "small": TD3DiscreteConfig(lr=3e-4),
+    # Ours for inner agents of SE learning (`--inner-agents td3_discrete:tiny`), like SAC's tiny: a
+    # 1x16 network, batch 32 and DDQN's 2,000-step budget on a proxy.
+    "tiny": TD3DiscreteConfig(hidden=16, layers=1, batch_size=32, lr=3e-4, proxy_max_steps=2000),
     "paper": TD3DiscreteConfig(hidden=128, layers=2, activation="relu", lr=5e-4, batch_size=128, gamma=0.99,
                                tau=0.01, policy_delay=2, expl_noise=0.1, policy_noise=0.2, noise_clip=0.5,
                                init_episodes=10),
