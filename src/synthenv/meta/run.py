@@ -134,7 +134,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     threshold = config.solved_score()
 
     es_state, done, metrics = learner.init_state, 0, []
-    latest: dict[str, float] = {}  # the last unperturbed score of each inner agent
+    latest: dict[str, float] = {}  # the last score of each inner agent (confirmed where it was)
     best = {"score": -np.inf, "generation": -1}
     best_se = learner.strategy.mean(es_state)
     totals = {"real_env_steps": 0, "wall_seconds": 0.0}
