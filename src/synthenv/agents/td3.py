@@ -71,7 +71,7 @@ class TD3Config(common.StopConfig):
         }
 
     agent_name = "TD3"
-    """How validation messages name the agent."""
+    """How validation and preset messages name the agent."""
 
     def validate(self) -> None:
         common.raise_if_invalid(self.agent_name, self, self.checks())
@@ -285,4 +285,4 @@ def make_policy(config: TD3Config):
 
 
 def resolve(preset: str, **overrides) -> TD3Config:
-    return common.resolve_preset("TD3", PRESETS, preset, overrides)
+    return common.resolve_preset(TD3Config.agent_name, PRESETS, preset, overrides)

@@ -37,6 +37,7 @@ class TD3DiscreteConfig(TD3Config):
     temp_anneal_updates: int = 2000
     """... over this many updates, and stays there."""
     agent_name = "discrete TD3"
+    """How validation and preset messages name the agent."""
 
     def checks(self) -> dict[str, bool]:
         return {**super().checks(), "temp_init": self.temp_init > 0, "temp_factor": self.temp_factor >= 1,
@@ -98,4 +99,4 @@ def make_policy(config: TD3DiscreteConfig):
 
 
 def resolve(preset: str, **overrides) -> TD3DiscreteConfig:
-    return common.resolve_preset("discrete TD3", PRESETS, preset, overrides)
+    return common.resolve_preset(TD3DiscreteConfig.agent_name, PRESETS, preset, overrides)

@@ -57,7 +57,7 @@ class SELearner:
         member = make_member(agent, self.se, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
         sample = lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)  # noqa: E731
         return (make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices, c.agents_per_member),
-                make_confirmation(member, sample, max(c.confirm_agents, 1), n_devices))
+                make_confirmation(member, sample, c.confirm_agents, n_devices) if c.confirm_agents else None)
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
