@@ -69,6 +69,8 @@ def test_unknown_preset(tmp_path, capsys):
     (["--confirm-agents", "-1"], ("confirm_agents", ">= 0")),
     (["--target-score", "-600", "--env", "Acrobot-v1"], ("target_score", "-500", "Acrobot-v1")),
     (["--target-score", "nan"], ("target_score", "nan")),
+    (["--inner-agents", "ddqn,ppo", "--inner-mix", "alternate"], ("inner_mix", "'alternate'")),
+    (["--inner-agents", "ddqn,ppo,ddqn"], ("inner_agents", "twice")),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"

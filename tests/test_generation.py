@@ -28,7 +28,7 @@ def stats_of(score_fn, strategy, k):
     def member(flat, hp, key):
         return score_fn(flat, hp, key), jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
 
-    gen = make_generation(strategy, member, sample, UNPERTURBED, n_devices=1, agents_per_member=k)
+    gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=k)
     state = strategy.init(jax.random.key(0), jnp.full((DIMS,), 0.5))
     return gen(state, jax.random.key(1))[2], state
 
@@ -69,11 +69,32 @@ def test_agents_of_one_candidate_differ():
         def member(flat, hp, key):
             return hp.x, jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
 
-        gen = make_generation(strategy, member, sample, UNPERTURBED, n_devices=1, agents_per_member=k)
+        gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=k)
         state = strategy.init(jax.random.key(0), jnp.zeros(DIMS))
         # The fitness max of 64 candidates: a mean of 4 uniforms rarely comes close to 1.
         spread[k] = float(gen(state, jax.random.key(1))[2].fitness_max)
     assert spread[1] > 0.9 and spread[4] < spread[1]
+
+
+def test_algorithms_together_score_every_candidate_with_each():
+    """Two stand-in algorithms scoring ``sum(flat)`` and ``10 + sum(flat)``: a candidate's fitness is the
+    mean over both, the SE's unperturbed score the lower algorithm's, both reported."""
+    strategy = PaperNES(ESConfig(population=4, sigma=0.1, mirrored=False), DIMS)
+
+    def member_of(offset):
+        def member(flat, hp, key):
+            return offset + jnp.sum(flat), jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
+        return member
+
+    gen = make_generation(strategy, [member_of(0.0), member_of(10.0)], [sample, sample], UNPERTURBED, n_devices=1)
+    state = strategy.init(jax.random.key(0), jnp.full((DIMS,), 0.5))
+    stats = gen(state, jax.random.key(1))[2]
+    cands, _, _ = strategy.ask(jax.random.split(jax.random.key(1), 4)[0], state)
+    sums = np.asarray(jnp.sum(cands, axis=1))
+    assert float(stats.fitness_mean) == pytest.approx(sums.mean() + 5.0, rel=1e-6)
+    assert np.allclose(np.asarray(stats.unperturbed_by_agent), [0.5 * DIMS, 10 + 0.5 * DIMS])
+    assert float(stats.score_unperturbed) == pytest.approx(0.5 * DIMS)
+    assert int(stats.real_env_steps) == 2 * (4 + UNPERTURBED)
 
 
 def test_confirmation_is_the_mean_over_fresh_agents():

@@ -17,14 +17,18 @@ from synthenv.meta.generation import GenerationStats
 
 
 def scripted(monkeypatch, unperturbed: list[float], confirmations: list[float]):
+    """Generation ``g``'s unperturbed agents score ``unperturbed[g]``; the i-th confirmation asked for
+    (of any inner agent) scores ``confirmations[i]``. Records (generation, inner-agent slot) per call."""
     calls = {"confirm": []}
 
     def generation(self, es_state, g):
-        stats = GenerationStats(*(jnp.float32(x) for x in (0.0, 0.0, unperturbed[g], 100, 0, 0, 0, 0)))
+        by_agent = jnp.atleast_1d(jnp.array(unperturbed[g], jnp.float32))  # a list: one per inner agent
+        stats = GenerationStats(*(jnp.float32(x) for x in (0.0, 0.0, jnp.min(by_agent), 100, 0, 0, 0, 0)),
+                                unperturbed_by_agent=by_agent)
         return es_state, self.strategy.mean(es_state) + g, stats
 
-    def confirm(self, flat, g):
-        calls["confirm"].append(g)
+    def confirm(self, flat, g, slot):
+        calls["confirm"].append((g, slot))
         return confirmations[len(calls["confirm"]) - 1], 50
 
     monkeypatch.setattr(run.SELearner, "compile", lambda self: 0.0)
@@ -42,7 +46,7 @@ def test_a_lucky_draw_is_not_solved(tmp_path, monkeypatch, confirm_agents):
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
 
-    assert calls["confirm"] == [1, 3]
+    assert calls["confirm"] == [(1, 0), (3, 0)]
     assert [r["score_confirmed"] for r in rows] == [
         None, pytest.approx((16 * 196 + confirm_agents * 180) / (16 + confirm_agents)), None,
         pytest.approx((16 * 200 + confirm_agents * 199) / (16 + confirm_agents))]
@@ -66,8 +70,52 @@ def test_target_score_moves_the_bar(tmp_path, monkeypatch):
     calls = scripted(monkeypatch, [196, 199, 199], [196, 199])
     config = make_config(se={"hidden": 8}, generations=3, target_score=198.0)
     summary = run.train_se(config, tmp_path / "run")
-    assert calls["confirm"] == [1, 2]
+    assert calls["confirm"] == [(1, 0), (2, 0)]
     assert summary["solved"] and summary["generations_done"] == 3
+
+
+def test_mixed_inner_agents_are_confirmed_on_one_se(tmp_path, monkeypatch):
+    """With several inner algorithms, a generation reaching the threshold is confirmed with fresh agents
+    of every algorithm on that SE, and solves only if each of them does: high scores of different
+    algorithms on different generations' SEs do not add up to a solved SE."""
+    # Generation 0 (ddqn) 196 -> ddqn (16*196+16*199)/32 = 197.5, ppo 150: not solved.
+    # Generation 1 (ppo) 190: below the threshold, no confirmation; latest {ddqn 197.5, ppo 190}.
+    # Generation 2 (ddqn) 197 -> ddqn (197+199)/2 = 198, ppo 196: solved.
+    calls = scripted(monkeypatch, [196, 190, 197, 200], [199, 150, 199, 196])
+    config = make_config(se={"hidden": 8}, generations=4, inner_agents=("ddqn", "ppo"))
+    summary = run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+
+    assert calls["confirm"] == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    assert rows[0]["confirmed_by_agent"] == {"ddqn": pytest.approx(197.5), "ppo": pytest.approx(150)}
+    assert [r["score_confirmed"] for r in rows] == [pytest.approx(150), None, pytest.approx(196)]
+    assert [r["solved"] for r in rows] == [False, False, True]
+    assert summary["solved"] and summary["generations_done"] == 3
+    assert summary["best_generation"] == 2 and summary["best_score"] == pytest.approx(196)
+
+
+def test_algorithms_trained_together_confirm_each_with_its_own_agents(tmp_path, monkeypatch):
+    """With ``inner_mix`` "together" every generation trains both algorithms; the confirmation starts
+    when both reach the threshold and pools each algorithm's fresh agents with its own."""
+    calls = scripted(monkeypatch, [[199, 150], [196, 197], [200, 200]], [199, 185, 200, 200])
+    config = make_config(se={"hidden": 8}, generations=3, inner_agents=("ddqn", "ppo"), inner_mix="together")
+    summary = run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert calls["confirm"] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert rows[0]["unperturbed_by_agent"] == {"ddqn": 199, "ppo": 150} and rows[0]["score_unperturbed"] == 150
+    assert rows[1]["confirmed_by_agent"] == {"ddqn": pytest.approx(197.5), "ppo": pytest.approx(191)}
+    assert [r["solved"] for r in rows] == [False, False, True]
+    assert summary["solved"] and summary["best_generation"] == 2
+
+
+def test_a_confirmed_se_outranks_an_unconfirmed_one(tmp_path, monkeypatch):
+    """The saved SE of an unsolved run is the best confirmed one: a confirmed 190 (32 agents) beats
+    a later unconfirmed 194 (16 agents)."""
+    scripted(monkeypatch, [170, 196, 194], [184])
+    config = make_config(se={"hidden": 8}, generations=3)
+    summary = run.train_se(config, tmp_path / "run")
+    assert not summary["solved"]
+    assert summary["best_generation"] == 1 and summary["best_score"] == pytest.approx(190)
 
 
 def test_acrobot_defaults():

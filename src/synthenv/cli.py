@@ -33,8 +33,11 @@ class TrainSE:
     preset: Optional[str] = None
     """Inner DDQN preset: small (default), cartpole, acrobot, hpvar (the paper's)."""
     inner_agents: Optional[str] = None
-    """Comma-separated inner algorithms, cycled one per generation, e.g. ddqn,dueling_ddqn,ppo,sac
-    (default ddqn); NAME:PRESET picks a preset (default: small; ddqn: --preset)."""
+    """Comma-separated inner algorithms, e.g. ddqn,dueling_ddqn,ppo,sac (default ddqn); NAME:PRESET
+    picks a preset (default: small; ddqn: --preset)."""
+    inner_mix: Optional[str] = None
+    """With several inner agents: cycle (default; one algorithm per generation in turn) or together
+    (each generation trains every candidate with every algorithm)."""
     strategy: Optional[str] = None
     """nes (the paper's, default), open_es or snes (evosax)."""
     sigma: Optional[float] = None
@@ -97,7 +100,9 @@ class TrainSEs:
     seed: int = 0
     """SE i uses seed + i."""
     inner_agents: Optional[str] = None
-    """Comma-separated inner algorithms, cycled per generation (default ddqn)."""
+    """Comma-separated inner algorithms (default ddqn)."""
+    inner_mix: Optional[str] = None
+    """With several inner agents: cycle (default) or together (see train-se)."""
     devices: Optional[int] = None
     debug: bool = False
 
@@ -178,6 +183,7 @@ def _train_se(a: TrainSE) -> int:
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
+                                 inner_mix=a.inner_mix,
                                  target_score=a.target_score,
                                  agents_per_member=a.agents_per_member).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
@@ -203,7 +209,8 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
     saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
-             "inner_agents": config.inner_agents, "agents_per_member": config.agents_per_member,
+             "inner_agents": config.inner_agents, "inner_mix": config.inner_mix,
+             "agents_per_member": config.agents_per_member,
              "confirm_agents": config.confirm_agents, "target_score": config.target_score,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
@@ -235,6 +242,8 @@ def _train_ses(a: TrainSEs) -> int:
     from synthenv.progress import SetProgress
 
     extra = {"inner_agents": _names(a.inner_agents)} if a.inner_agents else {}
+    if a.inner_mix is not None:
+        extra["inner_mix"] = a.inner_mix
     with SetProgress() as progress:
         statuses = train_ses(a.env, a.count, a.hparams, a.out, seed=a.seed, generations=a.generations,
                              n_devices=a.devices, on_event=progress.event, **extra)

@@ -30,6 +30,11 @@ class GenerationProgress:
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
+    def _inner(self, d: dict) -> str:
+        if self.config.inner_mix == "cycle":
+            return f" {d['inner_agent']:<12}"
+        return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
+
     def event(self, kind: str, d: dict) -> None:
         if kind == "compiled":
             self.console.print(f"compiled the generation step in {d['compile_seconds']:.1f} s")
@@ -41,7 +46,7 @@ class GenerationProgress:
             eta = f"≤{per_gen * (total - done):.0f}s"
             self.console.print(
                 f"gen {d['generation']:3d}"
-                + (f" {d['inner_agent']:<12}" if len(self.config.inner_agents) > 1 else "")
+                + (self._inner(d) if len(self.config.inner_agents) > 1 else "")
                 + f"  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
                 f"unperturbed {d['score_unperturbed']:8.2f}  real steps {d['real_env_steps']:>10,d}  "
                 f"{d['wall_seconds']:5.1f} s/gen  {eta}"
@@ -78,6 +83,11 @@ class SetProgress:
     def __exit__(self, *exc):
         return False
 
+    def _inner(self, d: dict) -> str:
+        if self.config.inner_mix == "cycle":
+            return f" {d['inner_agent']:<12}"
+        return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
+
     def event(self, kind: str, d: dict) -> None:
         tag = f"[SE {d['index'] + 1}/{d['count']}]"
         if kind == "skip":
@@ -108,6 +118,11 @@ class JobProgress:
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
+
+    def _inner(self, d: dict) -> str:
+        if self.config.inner_mix == "cycle":
+            return f" {d['inner_agent']:<12}"
+        return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
 
     def event(self, kind: str, d: dict) -> None:
         if kind == "start":

@@ -23,6 +23,8 @@ TASK_DEFAULTS = {
                        top=dict(agents_per_member=2, target_score=-90.0)),
 }
 
+INNER_MIXES = ("cycle", "together")
+
 
 @dataclass(frozen=True)
 class TrainSEConfig:
@@ -47,8 +49,12 @@ class TrainSEConfig:
     agent: DDQNConfig = field(default_factory=DDQNConfig)
     """The DDQN config; its protocol fields (stop rule, step caps) apply to every inner agent."""
     inner_agents: tuple[str, ...] = ("ddqn",)
-    """Algorithms the inner agents use, cycled one per generation (algorithm-invariant SEs); each
-    ``NAME`` or ``NAME:PRESET`` (default preset: ``small``; for ``ddqn``, ``agent``)."""
+    """Algorithms the inner agents use (algorithm-invariant SEs); each ``NAME`` or ``NAME:PRESET``
+    (default preset: ``small``; for ``ddqn``, ``agent``)."""
+    inner_mix: str = "cycle"
+    """How several inner algorithms share the generations: ``cycle``, one algorithm per generation in
+    turn; ``together``, every generation trains each candidate with every algorithm (fitness: the
+    mean), so each ES step is taken for all of them."""
     vary_hparams: bool = True
     """Train each agent with hyperparameters drawn from the paper's varied-HP distribution."""
     unperturbed_agents: int = 16
@@ -65,6 +71,10 @@ class TrainSEConfig:
             raise UsageError("inner_agents must name at least one agent")
         for entry in self.inner_agents:
             check_entry(entry, spec.continuous, spec.id)
+        if len(set(self.inner_agents)) < len(self.inner_agents):
+            raise UsageError(f"inner_agents names an agent twice: {','.join(self.inner_agents)}")
+        if self.inner_mix not in INNER_MIXES:
+            raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
         self.es.validate()
         self.se.validate()
         self.agent.validate()

@@ -16,11 +16,14 @@ class GenerationStats(NamedTuple):
     fitness_mean: jax.Array
     fitness_max: jax.Array
     score_unperturbed: jax.Array
+    """The SE's score: the lowest over the generation's inner algorithms of their unperturbed agents' mean."""
     real_env_steps: jax.Array
     train_steps_mean: jax.Array
     train_steps_max: jax.Array
     train_episodes_mean: jax.Array
     diverged: jax.Array
+    unperturbed_by_agent: jax.Array | None = None
+    """The unperturbed agents' mean score per inner algorithm of the generation."""
 
 
 def make_member(agent, se_env, task, unravel, agent_config, shapes, eval_episodes):
@@ -42,15 +45,17 @@ def make_member(agent, se_env, task, unravel, agent_config, shapes, eval_episode
     return member
 
 
-def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n_devices: int | None = None,
+def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devices: int | None = None,
                     agents_per_member: int = 1):
     """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted.
 
-    ``sample_hparams(key)`` draws one agent's hyperparameters. Each candidate's fitness is the mean
-    score of ``agents_per_member`` agents (different HPs and seeds): with varied HPs one agent's score
-    is a noisy, often bimodal estimate of how well an SE trains agents.
+    ``members[j]`` trains and scores one agent of inner algorithm ``j`` (see ``make_member``);
+    ``samplers[j](key)`` draws its hyperparameters. Every candidate is scored by ``agents_per_member``
+    agents of each algorithm (different HPs and seeds; with varied HPs one agent's score is a noisy,
+    often bimodal estimate of how well an SE trains agents), its fitness is their mean; each algorithm
+    also trains ``unperturbed_agents`` agents on the unperturbed SE.
     """
-    run = make_runner(member, n_devices)
+    runs = [make_runner(member, n_devices) for member in members]
 
     def generation(es_state, key):
         k_ask, k_hp, k_agents, k_tell = jax.random.split(key, 4)
@@ -64,18 +69,23 @@ def make_generation(strategy, member, sample_hparams, unperturbed_agents: int, n
         n_cand_draws = n_cands * k  # (some draws unused when slots are shared; keeps k=1 as before)
         slots = jnp.concatenate([cand_slots, n_cand_draws + jnp.arange(unperturbed_agents)])
         n_draws = n_cand_draws + unperturbed_agents
-        hps = jax.vmap(sample_hparams)(jax.random.split(k_hp, n_draws))
-        hps = jax.tree.map(lambda x: x[slots], hps)
-        keys = jax.random.split(k_agents, n_draws)[slots]
-        score, steps, episodes, diverged, real_steps = run(flats, hps, keys)
-        unperturbed = jnp.mean(score[n_cands * k:])
-        cand_scores = jnp.mean(score[: n_cands * k].reshape(n_cands, k), axis=1)
-        es_state, member_scores = strategy.tell(k_tell, es_state, cands, cand_scores, unperturbed, aux)
+        outs = []
+        for j, (run, sample_hparams) in enumerate(zip(runs, samplers)):
+            kh, ka = (k_hp, k_agents) if j == 0 else (jax.random.fold_in(k_hp, j), jax.random.fold_in(k_agents, j))
+            hps = jax.vmap(sample_hparams)(jax.random.split(kh, n_draws))
+            hps = jax.tree.map(lambda x: x[slots], hps)
+            outs.append(run(flats, hps, jax.random.split(ka, n_draws)[slots]))
+        score, steps, episodes, diverged, real_steps = (jnp.stack(x) for x in zip(*outs))  # [algorithm, agent]
+        by_agent = jnp.mean(score[:, n_cands * k:], axis=1)
+        cand_scores = jnp.mean(score[:, : n_cands * k].reshape(len(runs), n_cands, k), axis=(0, 2))
+        # (Transforms 5-7 compare fitness with the unperturbed score: the same mean over algorithms.)
+        es_state, member_scores = strategy.tell(k_tell, es_state, cands, cand_scores, jnp.mean(by_agent), aux)
         stats = GenerationStats(
             fitness_mean=jnp.mean(member_scores), fitness_max=jnp.max(member_scores),
-            score_unperturbed=unperturbed, real_env_steps=jnp.sum(real_steps),
+            score_unperturbed=jnp.min(by_agent), real_env_steps=jnp.sum(real_steps),
             train_steps_mean=jnp.mean(steps.astype(jnp.float32)), train_steps_max=jnp.max(steps),
-            train_episodes_mean=jnp.mean(episodes.astype(jnp.float32)), diverged=jnp.sum(diverged))
+            train_episodes_mean=jnp.mean(episodes.astype(jnp.float32)), diverged=jnp.sum(diverged),
+            unperturbed_by_agent=by_agent)
         return es_state, evaluated_mean, stats
 
     return jax.jit(generation)

@@ -34,9 +34,12 @@ STATE_KIND = "es_run_state"
 
 
 class SELearner:
-    """The compiled pieces of one run: initial ES state, and per inner agent one compiled generation
-    step and one confirmation of the solved test (generation ``g`` uses
-    ``config.inner_agents[g % len(inner_agents)]``)."""
+    """The compiled pieces of one run: initial ES state, the compiled generation steps and per inner
+    agent one confirmation of the solved test.
+
+    With ``inner_mix`` "cycle", generation ``g`` trains ``config.inner_agents[g % n]`` only (one
+    compiled step per agent); with "together", every generation trains all of them (one step).
+    """
 
     def __init__(self, config: TrainSEConfig, n_devices: int | None = None):
         config.validate()
@@ -47,34 +50,38 @@ class SELearner:
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
         self.strategy = make_strategy(config.es, flat0.size)
-        self.steps, self.confirms = zip(*(self._generation_step(name, n_devices) for name in config.inner_agents))
+        members, samplers = zip(*(self._member(name) for name in config.inner_agents))
+        n = len(members)
+        self.groups = [[j] for j in range(n)] if config.inner_mix == "cycle" else [list(range(n))]
+        self.steps = tuple(make_generation(self.strategy, [members[j] for j in group], [samplers[j] for j in group],
+                                           config.unperturbed_agents, n_devices, config.agents_per_member)
+                           for group in self.groups)
+        self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
+                              else None for m, s in zip(members, samplers))
         self.init_state = self.strategy.init(self.init_key, flat0)
 
-    def _generation_step(self, name: str, n_devices: int | None):
+    def _member(self, name: str):
         c = self.config
         agent, agent_config = get_agent(split_entry(name)[0]), c.agent_config(name)
         shapes = agent.max_shapes(agent_config, c.vary_hparams)
         member = make_member(agent, self.se, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
-        sample = lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)  # noqa: E731
-        return (make_generation(self.strategy, member, sample, c.unperturbed_agents, n_devices, c.agents_per_member),
-                make_confirmation(member, sample, c.confirm_agents, n_devices) if c.confirm_agents else None)
+        return member, lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
-        return self.steps[self._slot(generation)](es_state, self.key_for(generation))
+        return self.steps[generation % len(self.steps)](es_state, self.key_for(generation))
 
-    def confirm(self, flat_se, generation: int) -> tuple[float, int]:
-        """Mean score of ``confirm_agents`` fresh agents trained on ``flat_se`` and the real-env steps
-        their tests took (compiled on first use: most runs need it a few times at most)."""
-        key = jax.random.fold_in(self.key_for(generation), 1)
-        score, real_steps = self.confirms[self._slot(generation)](flat_se, key)
+    def agents_of(self, generation: int) -> list[int]:
+        """The inner agents (indices into ``config.inner_agents``) generation ``generation`` trains."""
+        return self.groups[generation % len(self.groups)]
+
+    def confirm(self, flat_se, generation: int, slot: int) -> tuple[float, int]:
+        """Mean score of ``confirm_agents`` fresh agents of inner agent number ``slot`` trained on
+        ``flat_se`` and the real-env steps their tests took (compiled on first use: most runs need it a
+        few times at most)."""
+        key = jax.random.fold_in(self.key_for(generation), 1 if slot == self.agents_of(generation)[0] else 2 + slot)
+        score, real_steps = self.confirms[slot](flat_se, key)
         return score.item(), int(real_steps)
-
-    def inner_agent(self, generation: int) -> str:
-        return self.config.inner_agents[self._slot(generation)]
-
-    def _slot(self, generation: int) -> int:
-        return generation % len(self.config.inner_agents)
 
     def key_for(self, generation: int) -> jax.Array:
         return jax.random.fold_in(self.gen_key, generation)
@@ -157,29 +164,42 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     while done < config.generations and not (solved and config.stop_when_solved):
         t = time.perf_counter()
         es_state, evaluated, stats = learner.generation(es_state, done)
-        stats = {k: v.item() for k, v in stats._asdict().items()}
-        unperturbed, confirmed, real_steps = stats["score_unperturbed"], None, int(stats["real_env_steps"])
+        trained = {config.inner_agents[j]: float(x) for j, x in zip(learner.agents_of(done), stats.unperturbed_by_agent)}
+        stats = {k: v.item() for k, v in stats._asdict().items() if k != "unperturbed_by_agent"}
+        unperturbed, real_steps = stats["score_unperturbed"], int(stats["real_env_steps"])
+        latest.update(trained)
+        by_agent = None
         if config.confirm_agents and unperturbed >= threshold:
-            # A second, independent sample of agents on the same SE; the test uses all of them.
-            confirm_score, confirm_steps = learner.confirm(evaluated, done)
-            confirmed = ((config.unperturbed_agents * unperturbed + config.confirm_agents * confirm_score)
-                         / (config.unperturbed_agents + config.confirm_agents))
-            real_steps += confirm_steps
+            # A second, independent sample of agents of every inner algorithm on this very SE; the test
+            # pools this generation's agents with the fresh ones of its algorithm.
+            by_agent = {}
+            for slot, name in enumerate(config.inner_agents):
+                confirm_score, confirm_steps = learner.confirm(evaluated, done, slot)
+                real_steps += confirm_steps
+                if name in trained:
+                    confirm_score = ((config.unperturbed_agents * trained[name] + config.confirm_agents * confirm_score)
+                                     / (config.unperturbed_agents + config.confirm_agents))
+                by_agent[name] = confirm_score
+            latest.update(by_agent)
+        confirmed = None if by_agent is None else min(by_agent.values())
         seconds = time.perf_counter() - t
         totals = {"real_env_steps": totals["real_env_steps"] + real_steps,
                   "wall_seconds": totals["wall_seconds"] + seconds}
-        latest[learner.inner_agent(done)] = unperturbed if confirmed is None else confirmed
-        # The SE's score: the worst inner agent's latest score (once every agent has run).
+        # The SE's score: the worst inner agent's latest score (once every agent has run); all of them
+        # measured on this SE when it was confirmed, so "solved" is always one SE's verdict.
         score = min(latest.values()) if len(latest) == len(config.inner_agents) else -np.inf
-        solved = solved or score >= threshold
-        if score >= best["score"] and np.isfinite(score):
-            best, best_se = {"score": score, "generation": done}, evaluated
+        solved_now = (confirmed is not None and confirmed >= threshold) if config.confirm_agents else score >= threshold
+        solved = solved or solved_now
+        # Confirmed scores (more agents, one SE) outrank unconfirmed ones for the saved SE.
+        if np.isfinite(score) and (confirmed is not None, score) >= (best.get("confirmed", False), best["score"]):
+            best, best_se = {"score": score, "generation": done, "confirmed": confirmed is not None}, evaluated
             save_se(out / SE_FILE, learner.se, learner.unravel(best_se), config.to_dict(), done, score)
-        row = {"generation": done, "inner_agent": learner.inner_agent(done), **stats,
+        row = {"generation": done, "inner_agent": ",".join(trained), **stats, "unperturbed_by_agent": trained,
                "real_env_steps": totals["real_env_steps"],
                "real_env_steps_generation": real_steps, "score_confirmed": confirmed,
+               "confirmed_by_agent": by_agent,
                "wall_seconds": seconds,
-               "solved": score >= threshold}
+               "solved": solved_now}
         metrics.append(row)
         write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
         done += 1
