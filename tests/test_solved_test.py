@@ -126,3 +126,31 @@ def test_acrobot_defaults():
     overridden = make_config(env="Acrobot-v1", es={"sigma": 0.05}, agents_per_member=1)
     assert overridden.es.sigma == 0.05 and overridden.es.lr == 0.727 and overridden.agents_per_member == 1
     assert make_config(env="CartPole-v0").solved_score() == 195.0
+
+
+def test_a_run_can_start_from_an_se_file(tmp_path):
+    """``init_se``: the ES starts from the file's weights (and takes its architecture); a file for
+    another task or another architecture is refused with a message naming the problem."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from synthenv.errors import UsageError
+    from synthenv.proxies.files import save_se
+    from synthenv.proxies.se import SEConfig, SyntheticEnv
+    from synthenv.tasks.registry import make_task
+
+    se = SyntheticEnv(make_task("CartPole-v0"), SEConfig(hidden=8, activation="tanh"))
+    params = se.init(jax.random.key(42))
+    save_se(tmp_path / "se.safetensors", se, params, {}, 3, 190.0)
+
+    config = make_config(init_se=str(tmp_path / "se.safetensors"), es={"population": 2})
+    assert config.se == SEConfig(hidden=8, activation="tanh")
+    learner = run.SELearner(config, n_devices=1)
+    assert jnp.array_equal(learner.strategy.mean(learner.init_state), ravel_pytree(params)[0])
+
+    with pytest.raises(UsageError, match="architecture"):
+        make_config(init_se=str(tmp_path / "se.safetensors"), se={"hidden": 9})
+    with pytest.raises(UsageError, match="Acrobot-v1"):
+        make_config(env="Acrobot-v1", init_se=str(tmp_path / "se.safetensors"))
+    with pytest.raises(UsageError, match="no SE file"):
+        make_config(init_se=str(tmp_path / "missing.safetensors"))

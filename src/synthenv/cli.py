@@ -38,6 +38,8 @@ class TrainSE:
     inner_mix: Optional[str] = None
     """With several inner agents: cycle (default; one algorithm per generation in turn) or together
     (each generation trains every candidate with every algorithm)."""
+    init_se: Optional[Path] = None
+    """Start from this SE file (same task; its architecture) instead of a random SE."""
     strategy: Optional[str] = None
     """nes (the paper's, default), open_es or snes (evosax)."""
     sigma: Optional[float] = None
@@ -183,7 +185,7 @@ def _train_se(a: TrainSE) -> int:
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
-                                 inner_mix=a.inner_mix,
+                                 inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
                                  target_score=a.target_score,
                                  agents_per_member=a.agents_per_member).items() if v is not None}
     run.check_out_dir(a.out, a.resume)
@@ -209,7 +211,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
     saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
-             "inner_agents": config.inner_agents, "inner_mix": config.inner_mix,
+             "inner_agents": config.inner_agents, "inner_mix": config.inner_mix, "init_se": config.init_se,
              "agents_per_member": config.agents_per_member,
              "confirm_agents": config.confirm_agents, "target_score": config.target_score,
              "env": config.env, "preset": config.preset}

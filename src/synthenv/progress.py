@@ -21,9 +21,12 @@ class GenerationProgress:
     def __enter__(self):
         self.progress.__enter__()
         c = self.config
+        agents = (f"DDQN preset {c.preset}" if c.inner_agents == ("ddqn",) else
+                  f"inner agents {', '.join(c.inner_agents)} ({'cycled' if c.inner_mix == 'cycle' else 'together'})")
+        if c.init_se is not None:
+            agents += f", starting from {c.init_se}"
         self.console.print(f"learning an SE for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
-                           f"{'DDQN preset ' + c.preset if c.inner_agents == ('ddqn',) else 'inner agents ' + ', '.join(c.inner_agents) + ' (cycled)'}"
-                           f"{' (varied HPs)' if c.vary_hparams else ''}, "
+                           f"{agents}{' (varied HPs)' if c.vary_hparams else ''}, "
                            f"up to {c.generations} generations")
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from synthenv.agents.common import with_protocol
 from synthenv.agents.ddqn import PRESETS, DDQNConfig, resolve
@@ -55,6 +56,9 @@ class TrainSEConfig:
     """How several inner algorithms share the generations: ``cycle``, one algorithm per generation in
     turn; ``together``, every generation trains each candidate with every algorithm (fitness: the
     mean), so each ES step is taken for all of them."""
+    init_se: str | None = None
+    """Start the ES from this SE file's weights (same task and architecture) instead of a random SE,
+    e.g. to make an SE learned with DDQN algorithm-invariant."""
     vary_hparams: bool = True
     """Train each agent with hyperparameters drawn from the paper's varied-HP distribution."""
     unperturbed_agents: int = 16
@@ -77,6 +81,8 @@ class TrainSEConfig:
             raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
         self.es.validate()
         self.se.validate()
+        if self.init_se is not None:
+            self.initial_se()
         self.agent.validate()
         if self.generations < 1:
             raise UsageError(f"generations must be >= 1, got {self.generations}")
@@ -91,6 +97,18 @@ class TrainSEConfig:
             raise UsageError(f"unperturbed_agents must be >= 1, got {self.unperturbed_agents}")
         if self.eval_episodes < 1:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+
+    def initial_se(self):
+        """The SE file ``init_se`` as a ``LoadedSE``, checked against this run's task and architecture."""
+        from synthenv.proxies.files import load_se
+
+        if not Path(self.init_se).is_file():
+            raise UsageError(f"init_se: no SE file at {self.init_se}")
+        loaded = load_se(self.init_se, env_id=self.env)
+        if loaded.env.config != self.se:
+            raise UsageError(f"init_se: {self.init_se} has the SE architecture {asdict(loaded.env.config)}, "
+                             f"this run {asdict(self.se)}")
+        return loaded
 
     def solved_score(self) -> float:
         return get_spec(self.env).solved_threshold if self.target_score is None else self.target_score
@@ -130,8 +148,13 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     top.setdefault("unperturbed_agents", es_cfg.population)
     if "inner_agents" in top:
         top["inner_agents"] = tuple(top["inner_agents"])
+    se_base = defaults.get("se", SEConfig())
+    if top.get("init_se") is not None and Path(top["init_se"]).is_file():
+        from synthenv.proxies.files import load_se
+
+        se_base = load_se(top["init_se"], env_id=env).env.config  # the file's architecture
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
-                        se=replace(defaults.get("se", SEConfig()), **(se or {})),
+                        se=replace(se_base, **(se or {})),
                         agent=resolve(preset, **(agent or {})), **top)
     cfg.validate()
     return cfg

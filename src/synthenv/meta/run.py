@@ -49,6 +49,8 @@ class SELearner:
         root = jax.random.key(config.seed)
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
+        if config.init_se is not None:
+            flat0 = ravel_pytree(config.initial_se().params)[0]
         self.strategy = make_strategy(config.es, flat0.size)
         members, samplers = zip(*(self._member(name) for name in config.inner_agents))
         n = len(members)
@@ -130,6 +132,21 @@ def load_run_config(out: Path) -> TrainSEConfig:
         raise UsageError(f"{out / CONFIG_FILE} is not a valid synthenv run config ({e})") from None
 
 
+def _confirm(learner: SELearner, flat_se, generation: int, trained: dict[str, float]) -> tuple[dict[str, float], int]:
+    """A second, independent sample of agents of every inner algorithm on this very SE: per algorithm,
+    the mean over its fresh agents pooled with this generation's unperturbed ones (if it trained any);
+    and the real-env steps the fresh agents' tests took."""
+    c, by_agent, steps = learner.config, {}, 0
+    for slot, name in enumerate(c.inner_agents):
+        score, real_steps = learner.confirm(flat_se, generation, slot)
+        steps += real_steps
+        if name in trained:
+            n_old, n_new = c.unperturbed_agents, c.confirm_agents
+            score = (n_old * trained[name] + n_new * score) / (n_old + n_new)
+        by_agent[name] = score
+    return by_agent, steps
+
+
 def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_devices: int | None = None,
              on_event: Callable[[str, dict], None] | None = None) -> dict:
     """Learn an SE into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
@@ -164,22 +181,15 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     while done < config.generations and not (solved and config.stop_when_solved):
         t = time.perf_counter()
         es_state, evaluated, stats = learner.generation(es_state, done)
-        trained = {config.inner_agents[j]: float(x) for j, x in zip(learner.agents_of(done), stats.unperturbed_by_agent)}
+        trained = {config.inner_agents[j]: float(x)
+                   for j, x in zip(learner.agents_of(done), stats.unperturbed_by_agent)}
         stats = {k: v.item() for k, v in stats._asdict().items() if k != "unperturbed_by_agent"}
         unperturbed, real_steps = stats["score_unperturbed"], int(stats["real_env_steps"])
         latest.update(trained)
         by_agent = None
         if config.confirm_agents and unperturbed >= threshold:
-            # A second, independent sample of agents of every inner algorithm on this very SE; the test
-            # pools this generation's agents with the fresh ones of its algorithm.
-            by_agent = {}
-            for slot, name in enumerate(config.inner_agents):
-                confirm_score, confirm_steps = learner.confirm(evaluated, done, slot)
-                real_steps += confirm_steps
-                if name in trained:
-                    confirm_score = ((config.unperturbed_agents * trained[name] + config.confirm_agents * confirm_score)
-                                     / (config.unperturbed_agents + config.confirm_agents))
-                by_agent[name] = confirm_score
+            by_agent, confirm_steps = _confirm(learner, evaluated, done, trained)
+            real_steps += confirm_steps
             latest.update(by_agent)
         confirmed = None if by_agent is None else min(by_agent.values())
         seconds = time.perf_counter() - t
@@ -188,7 +198,8 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         # The SE's score: the worst inner agent's latest score (once every agent has run); all of them
         # measured on this SE when it was confirmed, so "solved" is always one SE's verdict.
         score = min(latest.values()) if len(latest) == len(config.inner_agents) else -np.inf
-        solved_now = (confirmed is not None and confirmed >= threshold) if config.confirm_agents else score >= threshold
+        solved_now = ((confirmed is not None and confirmed >= threshold) if config.confirm_agents
+                      else score >= threshold)
         solved = solved or solved_now
         # Confirmed scores (more agents, one SE) outrank unconfirmed ones for the saved SE.
         if np.isfinite(score) and (confirmed is not None, score) >= (best.get("confirmed", False), best["score"]):
