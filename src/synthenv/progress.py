@@ -86,11 +86,6 @@ class SetProgress:
     def __exit__(self, *exc):
         return False
 
-    def _inner(self, d: dict) -> str:
-        if self.config.inner_mix == "cycle":
-            return f" {d['inner_agent']:<12}"
-        return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
-
     def event(self, kind: str, d: dict) -> None:
         tag = f"[SE {d['index'] + 1}/{d['count']}]"
         if kind == "skip":
@@ -121,11 +116,6 @@ class JobProgress:
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
-
-    def _inner(self, d: dict) -> str:
-        if self.config.inner_mix == "cycle":
-            return f" {d['inner_agent']:<12}"
-        return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
 
     def event(self, kind: str, d: dict) -> None:
         if kind == "start":

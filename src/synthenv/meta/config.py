@@ -81,8 +81,8 @@ class TrainSEConfig:
             raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
         self.es.validate()
         self.se.validate()
-        if self.init_se is not None:
-            self.initial_se()
+        if self.init_se is not None and not Path(self.init_se).is_file():
+            raise UsageError(f"init_se: no SE file at {self.init_se}")
         self.agent.validate()
         if self.generations < 1:
             raise UsageError(f"generations must be >= 1, got {self.generations}")
@@ -98,13 +98,12 @@ class TrainSEConfig:
         if self.eval_episodes < 1:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
 
-    def initial_se(self):
-        """The SE file ``init_se`` as a ``LoadedSE``, checked against this run's task and architecture."""
+    def initial_se(self, loaded=None):
+        """The SE file ``init_se`` as a ``LoadedSE`` (``loaded``: the file already read), checked
+        against this run's task and architecture (after ``validate``, which checks that it exists)."""
         from synthenv.proxies.files import load_se
 
-        if not Path(self.init_se).is_file():
-            raise UsageError(f"init_se: no SE file at {self.init_se}")
-        loaded = load_se(self.init_se, env_id=self.env)
+        loaded = loaded or load_se(self.init_se, env_id=self.env)
         if loaded.env.config != self.se:
             raise UsageError(f"init_se: {self.init_se} has the SE architecture {asdict(loaded.env.config)}, "
                              f"this run {asdict(self.se)}")
@@ -148,13 +147,16 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     top.setdefault("unperturbed_agents", es_cfg.population)
     if "inner_agents" in top:
         top["inner_agents"] = tuple(top["inner_agents"])
-    se_base = defaults.get("se", SEConfig())
+    se_base, initial = defaults.get("se", SEConfig()), None
     if top.get("init_se") is not None and Path(top["init_se"]).is_file():
         from synthenv.proxies.files import load_se
 
-        se_base = load_se(top["init_se"], env_id=env).env.config  # the file's architecture
+        initial = load_se(top["init_se"], env_id=env)
+        se_base = initial.env.config  # the file's architecture
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
                         se=replace(se_base, **(se or {})),
                         agent=resolve(preset, **(agent or {})), **top)
     cfg.validate()
+    if initial is not None:
+        cfg.initial_se(initial)  # --se-* overrides must agree with the file
     return cfg

@@ -22,7 +22,7 @@ class GenerationStats(NamedTuple):
     train_steps_max: jax.Array
     train_episodes_mean: jax.Array
     diverged: jax.Array
-    unperturbed_by_agent: jax.Array | None = None
+    unperturbed_by_agent: jax.Array
     """The unperturbed agents' mean score per inner algorithm of the generation."""
 
 
