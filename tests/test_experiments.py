@@ -16,7 +16,7 @@ from synthenv.errors import UsageError
 from synthenv.experiments.curves import plot_curves
 from synthenv.experiments.evaluate import train_and_test
 from synthenv.experiments.histograms import GROUPS, transition_histograms
-from synthenv.experiments.se_sets import SET_FILE, find_se_files, train_ses
+from synthenv.experiments.se_sets import SET_FILE, find_se_files, refine_ses, train_ses
 from synthenv.experiments.transfer import REAL, transfer
 from synthenv.proxies.files import load_se
 
@@ -50,6 +50,43 @@ def test_set_refuses_other_settings(se_set):
         train_ses("CartPole-v0", 2, "fixed", se_set, seed=3, generations=2, **TINY)
     with pytest.raises(UsageError, match="--hparams"):
         train_ses("CartPole-v0", 2, "sometimes", se_set.parent / "other", generations=2, **TINY)
+
+
+def test_refine_set_starts_each_run_from_its_se(se_set, tmp_path):
+    """A refined set: one run per source SE, with the source's own training config but the refinement
+    step (sigma, lr, agents per candidate, no stop when solved); its first generation evaluates the
+    source SE unchanged, so a one-generation refinement saves exactly the source weights."""
+    out = tmp_path / "refined"
+    statuses = refine_ses(se_set, out, seed=7, solved_only=False, generations=1, sigma=0.01)
+    assert [s["state"] for s in statuses] == ["finished", "finished"]
+    for i, source in enumerate(find_se_files(se_set, solved_only=False)):
+        config = json.loads((out / f"se_{i:03d}" / "config.json").read_text())
+        src = load_se(source).metadata["training_config"]
+        assert config["init_se"] == str(source) and config["seed"] == 7 + i
+        assert (config["es"]["sigma"], config["es"]["lr"], config["agents_per_member"]) == (0.01, 0.5, 2)
+        assert not config["stop_when_solved"] and config["generations"] == 1
+        assert config["es"]["population"] == src["es"]["population"] == 2
+        assert config["agent"] == src["agent"] and config["se"] == src["se"]
+        refined = load_se(out / f"se_{i:03d}" / "se.safetensors")
+        for a, b in zip(jax.tree.leaves(refined.params), jax.tree.leaves(load_se(source).params)):
+            np.testing.assert_array_equal(a, b)
+    events = []
+    refine_ses(se_set, out, seed=7, solved_only=False, generations=1, sigma=0.01,
+               on_event=lambda kind, d: events.append(kind))
+    assert events == ["skip", "skip"]
+    assert len(find_se_files(out, solved_only=True)) == 2  # every refined SE counts
+    with pytest.raises(UsageError, match="other settings"):
+        refine_ses(se_set, out, seed=7, solved_only=False, generations=1, sigma=0.03)
+
+
+def test_set_with_inner_agents_resumes(tmp_path):
+    """Settings with tuples (--inner-agents) compare equal to their JSON copy in ses.json."""
+    out = tmp_path / "ses"
+    kw = dict(seed=3, generations=1, inner_agents=("ddqn",), **TINY)
+    train_ses("CartPole-v0", 1, "varied", out, **kw)
+    events = []
+    train_ses("CartPole-v0", 1, "varied", out, on_event=lambda kind, d: events.append(kind), **kw)
+    assert events == ["skip"]
 
 
 def test_per_agent_ses_route_each_agent_to_its_se(se_set):
@@ -117,6 +154,11 @@ def test_histograms(se_set, tmp_path):
     (["experiment", "train-ses", "--out", "{tmp}/s", "--env", "Nope-v0"], "Nope-v0"),
     (["experiment", "histograms", "--proxy", "{tmp}/missing.safetensors"], "missing.safetensors"),
     (["plot", "curves", "/no/such/run"], "neither a run folder"),
+    (["experiment", "refine-ses", "--ses", "/no/such/dir", "--out", "{tmp}/s"], "is not a directory"),
+    (["experiment", "refine-ses", "--ses", "{set}", "--out", "{tmp}/s", "--include-unsolved",
+      "--sigma", "-1"], "sigma"),
+    (["experiment", "refine-ses", "--ses", "{set}", "--out", "{tmp}/s", "--include-unsolved",
+      "--inner-agents", "nope"], "nope"),
 ])
 def test_cli_errors(argv, needle, se_set, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path, set=se_set) for a in argv]

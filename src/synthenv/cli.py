@@ -1,5 +1,5 @@
 """Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv evaluate``,
-``synthenv experiment train-ses|transfer|histograms`` and ``synthenv plot curves``.
+``synthenv experiment train-ses|refine-ses|transfer|histograms`` and ``synthenv plot curves``.
 
 JAX is imported only after the arguments are parsed, because the number of XLA host devices
 (``--devices``) must be fixed before JAX starts.
@@ -105,6 +105,36 @@ class TrainSEs:
     """Comma-separated inner algorithms (default ddqn)."""
     inner_mix: Optional[str] = None
     """With several inner agents: cycle (default) or together (see train-se)."""
+    devices: Optional[int] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class RefineSEs:
+    """Refine every SE of a set: restart each SE's own ES from its weights with a smaller step and more
+    agents per candidate (one subfolder each; resumable, finished runs are skipped)."""
+
+    ses: Path
+    """An SE set folder (from train-ses) or a folder of .safetensors SE files."""
+    out: Path
+    generations: int = 10
+    sigma: float = 0.02
+    lr: float = 0.5
+    """ES step size."""
+    agents_per_member: int = 2
+    """Agents trained per perturbed SE; their mean score is its fitness."""
+    seed: int = 0
+    """Refinement i uses seed + i."""
+    inner_agents: Optional[str] = None
+    """Comma-separated inner algorithms (default: each SE's own)."""
+    inner_mix: Optional[str] = None
+    """cycle or together (default: each SE's own)."""
+    target_score: Optional[float] = None
+    """Mean real return at which an SE counts as solved and is confirmed (default: each SE's own)."""
+    confirm_agents: Optional[int] = None
+    """Fresh agents per inner algorithm that confirm a solved score (default: each SE's own)."""
+    include_unsolved: bool = False
+    """Refine every SE of the set, not only the solved ones."""
     devices: Optional[int] = None
     debug: bool = False
 
@@ -254,6 +284,22 @@ def _train_ses(a: TrainSEs) -> int:
     return 0
 
 
+def _refine_ses(a: RefineSEs) -> int:
+    from synthenv.experiments.se_sets import refine_ses
+    from synthenv.progress import SetProgress
+
+    extra = {"inner_agents": _names(a.inner_agents)} if a.inner_agents else {}
+    extra.update({k: v for k, v in dict(inner_mix=a.inner_mix, target_score=a.target_score,
+                                        confirm_agents=a.confirm_agents).items() if v is not None})
+    with SetProgress() as progress:
+        statuses = refine_ses(a.ses, a.out, seed=a.seed, solved_only=not a.include_unsolved, n_devices=a.devices,
+                              on_event=progress.event, generations=a.generations, sigma=a.sigma, lr=a.lr,
+                              agents_per_member=a.agents_per_member, **extra)
+    solved = sum(s["solved"] for s in statuses)
+    print(f"{len(statuses)} SEs refined ({solved} confirmed at the target on the way); set in {a.out}")
+    return 0
+
+
 def _transfer(a: Transfer) -> int:
     from synthenv.experiments.transfer import transfer
     from synthenv.progress import JobProgress
@@ -290,10 +336,11 @@ def _curves(a: Curves) -> int:
 
 
 COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate}
-GROUPS = {"experiment": {"train-ses": TrainSEs, "transfer": Transfer, "histograms": Histograms},
+GROUPS = {"experiment": {"train-ses": TrainSEs, "refine-ses": RefineSEs, "transfer": Transfer,
+                         "histograms": Histograms},
           "plot": {"curves": Curves}}
-RUNNERS = {TrainSE: _train_se, Evaluate: _evaluate, TrainSEs: _train_ses, Transfer: _transfer,
-           Histograms: _histograms, Curves: _curves}
+RUNNERS = {TrainSE: _train_se, Evaluate: _evaluate, TrainSEs: _train_ses, RefineSEs: _refine_ses,
+           Transfer: _transfer, Histograms: _histograms, Curves: _curves}
 
 
 def _parse(argv: list[str] | None):
@@ -303,7 +350,7 @@ def _parse(argv: list[str] | None):
     if not argv or argv[0] in ("-h", "--help"):
         print("synthenv: learn synthetic environments for RL\n\ncommands:\n"
               "  train-se      learn one SE\n  evaluate      train fresh agents on an SE or the real task\n"
-              "  experiment    train-ses | transfer | histograms (the paper's studies)\n"
+              "  experiment    train-ses | refine-ses | transfer | histograms (the paper's studies)\n"
               "  plot          curves (success curves of many runs)\n\n"
               "synthenv COMMAND --help for options")
         raise SystemExit(0 if argv else 2)
