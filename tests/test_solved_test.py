@@ -154,3 +154,28 @@ def test_a_run_can_start_from_an_se_file(tmp_path):
         make_config(env="Acrobot-v1", init_se=str(tmp_path / "se.safetensors"))
     with pytest.raises(UsageError, match="no SE file"):
         make_config(init_se=str(tmp_path / "missing.safetensors"))
+
+
+def test_resume_needs_the_same_config_but_not_the_init_file(tmp_path):
+    """A resumed run continues from its saved ES state: the ``init_se`` file it started from may be
+    gone, and the resumed generations equal those of an uninterrupted run. Resuming with another
+    config (beyond the generation cap) is refused."""
+    import shutil
+    from dataclasses import replace
+
+    from synthenv.errors import UsageError
+
+    tiny = dict(es={"population": 2}, se={"hidden": 8}, agent={"proxy_max_steps": 150}, unperturbed_agents=2,
+                stop_when_solved=False)
+    run.train_se(make_config(generations=1, seed=5, **tiny), tmp_path / "source")
+    shutil.copy(tmp_path / "source" / "se.safetensors", tmp_path / "init.safetensors")
+    config = make_config(generations=2, seed=6, init_se=str(tmp_path / "init.safetensors"), **tiny)
+    run.train_se(config, tmp_path / "whole")
+    run.train_se(replace(config, generations=1), tmp_path / "parts")
+    (tmp_path / "init.safetensors").unlink()
+    with pytest.raises(UsageError, match="another config"):
+        run.train_se(replace(config, seed=7), tmp_path / "parts", resume=True)
+    run.train_se(config, tmp_path / "parts", resume=True)
+    scores = [[json.loads(line)["score_unperturbed"] for line in (tmp_path / d / "metrics.jsonl").open()]
+              for d in ("whole", "parts")]
+    assert len(scores[0]) == 2 and scores[0] == scores[1]

@@ -67,7 +67,9 @@ class TrainSEConfig:
     """Agents trained per perturbed candidate, their mean score is its fitness (paper: 1)."""
     eval_episodes: int = 10
 
-    def validate(self) -> None:
+    def validate(self, check_files: bool = True) -> None:
+        """Raise ``UsageError`` naming the first invalid value; ``check_files``: also that the
+        ``init_se`` file exists (a resumed run no longer needs it)."""
         spec = get_spec(self.env)
         if spec.continuous:
             raise UsageError(f"SEs are implemented for discrete-action tasks only; {spec.id} is continuous")
@@ -81,7 +83,7 @@ class TrainSEConfig:
             raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
         self.es.validate()
         self.se.validate()
-        if self.init_se is not None and not Path(self.init_se).is_file():
+        if check_files and self.init_se is not None and not Path(self.init_se).is_file():
             raise UsageError(f"init_se: no SE file at {self.init_se}")
         self.agent.validate()
         if self.generations < 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -41,15 +42,17 @@ class SELearner:
     compiled step per agent); with "together", every generation trains all of them (one step).
     """
 
-    def __init__(self, config: TrainSEConfig, n_devices: int | None = None):
-        config.validate()
+    def __init__(self, config: TrainSEConfig, n_devices: int | None = None, from_file: bool = True):
+        """``from_file=False``: a resumed run whose saved ES state replaces the initial one, so the
+        ``init_se`` file is neither needed nor read."""
+        config.validate(check_files=from_file)
         self.config = config
         self.task = make_task(config.env)
         self.se = SyntheticEnv(self.task, config.se)
         root = jax.random.key(config.seed)
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.se.init(self.init_key))
-        if config.init_se is not None:
+        if config.init_se is not None and from_file:
             flat0 = ravel_pytree(config.initial_se().params)[0]
         self.strategy = make_strategy(config.es, flat0.size)
         members, samplers = zip(*(self._member(name) for name in config.inner_agents))
@@ -153,8 +156,11 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     kinds "compiled", "generation", "done"."""
     out = Path(out)
     check_out_dir(out, resume)
+    if resume and replace(load_run_config(out), generations=config.generations) != config:
+        raise UsageError(f"{out} holds a run with another config; resume it with that config "
+                         "(only the generation cap may change)")
     emit = on_event or (lambda kind, data: None)
-    learner = SELearner(config, n_devices)
+    learner = SELearner(config, n_devices, from_file=not (resume and (out / STATE_FILE).exists()))
     threshold = config.solved_score()
 
     es_state, done, metrics = learner.init_state, 0, []
