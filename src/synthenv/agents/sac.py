@@ -39,8 +39,9 @@ like DDQN's (``HParams`` and its sampler are DDQN's), and the varied batch size 
 maximum-size batch.
 
 Presets: "small" (ours, the default for SE work: 2x32 ReLU, lr 1e-3, batch 64, tau 0.01, alpha
-from 0.2, 5 random episodes) and "standard" (the usual SAC sizes: 2x256, lr 3e-4, batch 256,
-tau 0.005, alpha from 1). The paper (METHOD.md) gives no SAC setting.
+from 0.2, 5 random episodes), "tiny" (ours, for inner agents of SE learning: 1x16, batch 32, 2 random
+episodes) and "standard" (the usual SAC sizes: 2x256, lr 3e-4, batch 256, tau 0.005, alpha from 1).
+The paper (METHOD.md) gives no SAC setting.
 """
 
 from __future__ import annotations
@@ -98,9 +99,12 @@ PRESETS: dict[str, SACConfig] = {
     "small": SACConfig(hidden=32, layers=2, lr=1e-3, batch_size=64, tau=0.01, alpha_init=0.2,
                        init_episodes=5),
     # Ours for inner agents of SE learning (`--inner-agents sac:tiny`): a 1x16 network, as DDQN's
-    # small preset; a generation of 48 varied-HP agents costs 10 s in place of small's 90 s.
+    # small preset; a generation of 48 varied-HP agents costs 10 s in place of small's 90 s. Two
+    # random episodes, not five: an SE episode often lasts 200 steps, so five took half of the
+    # 2,000-step budget on an SE and left the smallest, slowest-learning draws of the varied range
+    # untrained (48 varied-HP agents on two SEs: 179.3 -> 199.6 and 186.3 -> 198.6, docs/agents.md).
     "tiny": SACConfig(hidden=16, layers=1, lr=1e-3, batch_size=32, tau=0.01, alpha_init=0.2,
-                      init_episodes=5),
+                      init_episodes=2),
     # The usual SAC sizes (SAC paper, CleanRL).
     "standard": SACConfig(),
 }
