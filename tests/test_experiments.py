@@ -79,6 +79,17 @@ def test_refine_set_starts_each_run_from_its_se(se_set, tmp_path):
         refine_ses(se_set, out, seed=7, solved_only=False, generations=1, sigma=0.03)
 
 
+def test_refine_ses_cli_passes_its_options(se_set, tmp_path, capsys):
+    out = tmp_path / "refined"
+    rc = main(["experiment", "refine-ses", "--ses", str(se_set), "--out", str(out), "--include-unsolved",
+               "--generations", "1", "--lr", "0.3", "--agents-per-member", "1", "--target-score", "150",
+               "--confirm-agents", "0", "--seed", "9"])
+    assert rc == 0 and "2 SEs refined" in capsys.readouterr().out
+    config = json.loads((out / "se_001" / "config.json").read_text())
+    assert (config["es"]["sigma"], config["es"]["lr"], config["agents_per_member"]) == (0.02, 0.3, 1)
+    assert (config["target_score"], config["confirm_agents"], config["seed"]) == (150, 0, 10)
+
+
 def test_set_with_inner_agents_resumes(tmp_path):
     """Settings with tuples (--inner-agents) compare equal to their JSON copy in ses.json."""
     out = tmp_path / "ses"
