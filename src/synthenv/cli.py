@@ -190,6 +190,11 @@ class Curves:
     debug: bool = False
 
 
+def _given(**options) -> dict:
+    """The options the user gave (not None): overrides on top of the defaults or a saved config."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _names(csv: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in csv.split(",") if n.strip())
 
@@ -209,15 +214,14 @@ def _train_se(a: TrainSE) -> int:
     from synthenv.meta.config import make_config
     from synthenv.progress import GenerationProgress
 
-    es = {k: v for k, v in dict(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
-                                score_transform=a.score_transform, mirrored=a.mirrored).items() if v is not None}
-    se = {k: v for k, v in dict(hidden=a.se_hidden, activation=a.se_activation).items() if v is not None}
+    es = _given(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
+                score_transform=a.score_transform, mirrored=a.mirrored)
+    se = _given(hidden=a.se_hidden, activation=a.se_activation)
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
-    top = {k: v for k, v in dict(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
-                                 stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
-                                 inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
-                                 target_score=a.target_score,
-                                 agents_per_member=a.agents_per_member).items() if v is not None}
+    top = _given(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
+                 stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
+                 inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
+                 target_score=a.target_score, agents_per_member=a.agents_per_member)
     run.check_out_dir(a.out, a.resume)
     if a.resume:
         config = run.load_run_config(a.out)
@@ -273,9 +277,7 @@ def _train_ses(a: TrainSEs) -> int:
     from synthenv.experiments.se_sets import train_ses
     from synthenv.progress import SetProgress
 
-    extra = {"inner_agents": _names(a.inner_agents)} if a.inner_agents else {}
-    if a.inner_mix is not None:
-        extra["inner_mix"] = a.inner_mix
+    extra = _given(inner_agents=_names(a.inner_agents) if a.inner_agents else None, inner_mix=a.inner_mix)
     with SetProgress() as progress:
         statuses = train_ses(a.env, a.count, a.hparams, a.out, seed=a.seed, generations=a.generations,
                              n_devices=a.devices, on_event=progress.event, **extra)
@@ -288,9 +290,8 @@ def _refine_ses(a: RefineSEs) -> int:
     from synthenv.experiments.se_sets import refine_ses
     from synthenv.progress import SetProgress
 
-    extra = {"inner_agents": _names(a.inner_agents)} if a.inner_agents else {}
-    extra.update({k: v for k, v in dict(inner_mix=a.inner_mix, target_score=a.target_score,
-                                        confirm_agents=a.confirm_agents).items() if v is not None})
+    extra = _given(inner_agents=_names(a.inner_agents) if a.inner_agents else None, inner_mix=a.inner_mix,
+                   target_score=a.target_score, confirm_agents=a.confirm_agents)
     with SetProgress() as progress:
         statuses = refine_ses(a.ses, a.out, seed=a.seed, solved_only=not a.include_unsolved, n_devices=a.devices,
                               on_event=progress.event, generations=a.generations, sigma=a.sigma, lr=a.lr,

@@ -160,7 +160,8 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         raise UsageError(f"{out} holds a run with another config; resume it with that config "
                          "(only the generation cap may change)")
     emit = on_event or (lambda kind, data: None)
-    learner = SELearner(config, n_devices, from_file=not (resume and (out / STATE_FILE).exists()))
+    saved_state = resume and (out / STATE_FILE).exists()  # none if interrupted before generation 0 ended
+    learner = SELearner(config, n_devices, from_file=not saved_state)
     threshold = config.solved_score()
 
     es_state, done, metrics = learner.init_state, 0, []
@@ -170,8 +171,8 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     totals = {"real_env_steps": 0, "wall_seconds": 0.0}
     solved = False
     if resume:
-        tensors, meta = model_files.load(out / STATE_FILE, kind=STATE_KIND) if (out / STATE_FILE).exists() else ({}, None)
-        if meta is not None:
+        if saved_state:
+            tensors, meta = model_files.load(out / STATE_FILE, kind=STATE_KIND)
             es_state = _restore_state(es_state, tensors, out / STATE_FILE)
             best_se = jnp.asarray(tensors["best_se"])
             done, best, totals, solved = meta["generations_done"], meta["best"], meta["totals"], meta["solved"]
