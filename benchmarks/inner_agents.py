@@ -34,7 +34,7 @@ def main() -> None:
 
     from synthenv.agents.registry import get_agent
     from synthenv.meta.config import make_config
-    from synthenv.meta.run import SELearner
+    from synthenv.meta.learner import Learner
 
     for item in args.set:
         name, _, raw = item.partition("=")
@@ -42,9 +42,9 @@ def main() -> None:
         module = get_agent(agent)
         module.PRESETS["small"] = replace(module.PRESETS["small"], **{field: json.loads(raw)})
     for name in args.agents:
-        learner = SELearner(make_config(env=args.env, inner_agents=[name], generations=args.generations))
+        learner = Learner(make_config(env=args.env, inner_agents=[name], generations=args.generations))
         compile_s = learner.compile()
-        state, seconds, rows = learner.init_state, [], []
+        state, seconds, rows = learner.init_es_state, [], []
         for g in range(args.generations):
             t = time.perf_counter()
             state, _, stats = learner.steps[0](state, learner.key_for(g))

@@ -12,8 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from synthenv.evaluation import make_evaluate
-from synthenv.tasks.registry import Task, make_task
-from synthenv.training_env import RealEnv
+from synthenv.tasks.real import RealTask as Task, make_task
 
 
 @dataclass
@@ -32,7 +31,7 @@ def train_population(agent: ModuleType, config, task_id: str, n: int, seed: int,
     """``n`` agents trained in one jitted vmap on the real task (threshold: the task's solved mark)."""
     task = make_task(task_id)
     shapes = agent.max_shapes(config, vary)
-    train = agent.make_train(config, RealEnv(task), shapes, stop_rule=stop_rule,
+    train = agent.make_train(config, task, shapes, stop_rule=stop_rule,
                              threshold=task.spec.solved_threshold)
     k_hp, k_train = jax.random.split(jax.random.PRNGKey(seed))
     hps = jax.vmap(lambda k: agent.sample_hparams(k, config, vary))(jax.random.split(k_hp, n))
@@ -44,10 +43,10 @@ def train_population(agent: ModuleType, config, task_id: str, n: int, seed: int,
 def untrained(pop: Population) -> Any:
     """The population's networks as initialised: the same keys with a one-step budget (learning only
     starts after ``init_episodes`` >= 1 episodes, so nothing is updated)."""
-    assert pop.config.init_episodes >= 1
+    assert getattr(pop.config, "init_episodes", 1) >= 1  # PPO: it stops before its first update
     config = replace(pop.config, max_steps=1, chunk_steps=1)
     shapes = pop.agent.max_shapes(config, False)
-    train = pop.agent.make_train(config, RealEnv(pop.task), shapes, stop_rule="threshold")
+    train = pop.agent.make_train(config, pop.task, shapes, stop_rule="threshold")
     result = jax.jit(jax.vmap(lambda k, hp: train(k, None, hp)))(pop.keys, pop.hps)
     assert np.all(np.asarray(result.steps) == 1)
     return result.params

@@ -39,6 +39,72 @@ def assert_absent_or_empty(folder: Path) -> None:
     assert not folder.exists() or not any(folder.iterdir()), sorted(folder.iterdir())
 
 
+# ---------------------------------------------------------------------------------------------- --help
+
+def help_lines(capsys, monkeypatch, argv: list[str]) -> dict[str, str]:
+    """``synthenv ARGV --help`` (exit code 0): each option's entry (its name, type and help, joined over
+    wrapped lines) by option name."""
+    monkeypatch.setenv("COLUMNS", "200")  # one line per entry where possible
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "{None" not in out and "(default: None)" not in out, out
+    entries: dict[str, str] = {}
+    name = None
+    for line in out.splitlines():
+        text = line.strip("│ ").strip()
+        if text.startswith("--"):
+            name = text.split()[0].rstrip(",")
+            entries[name] = text
+        elif name is not None and text and not text.startswith(("╰", "╭")):
+            entries[name] += " " + text
+    return entries
+
+
+def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
+    h = help_lines(capsys, monkeypatch, ["train-se"])
+    assert h["--seed"].startswith("--seed INT") and "(default: 0)" in h["--seed"]
+    assert "INT" in h["--generations"] and "(default: 200)" in h["--generations"]
+    assert "FLOAT" in h["--sigma"] and "(default: 0.05; Acrobot-v1: 0.0114)" in h["--sigma"]
+    assert "(default: 1.0; Acrobot-v1: 0.727)" in h["--lr"]
+    assert "(default: 16)" in h["--population"] and "(default: 16)" in h["--confirm-agents"]
+    assert "(default: 83; Acrobot-v1: 167)" in h["--se-hidden"]
+    assert "(default: CartPole-v0)" in h["--env"] and "(default: small)" in h["--preset"]
+    assert "(default: ddqn)" in h["--inner-agents"] and "(default: cycle)" in h["--inner-mix"]
+    assert "195.0" in h["--target-score"] and "Acrobot-v1: -90.0" in h["--target-score"]
+    for flag in ("--mirrored", "--vary-hparams", "--stop-when-solved"):
+        assert h[flag].startswith(f"{flag}, --no-{flag[2:]}") and "(default: True)" in h[flag], h[flag]
+
+
+def test_evaluate_help_shows_types_and_real_defaults(capsys, monkeypatch):
+    h = help_lines(capsys, monkeypatch, ["evaluate"])
+    assert h["--proxy"].startswith("--proxy PATH") and h["--env"].startswith("--env STR")
+    assert h["--seed"].startswith("--seed INT") and "(default: 0)" in h["--seed"]
+    assert "(default: 16)" in h["--agents"] and "(default: ddqn)" in h["--agent"]
+    assert h["--devices"].startswith("--devices INT") and "(default: one per core)" in h["--devices"]
+    assert h["--json"].startswith("--json PATH") and "(default: small" in h["--preset"]
+    assert h["--vary-hparams"].startswith("--vary-hparams, --no-vary-hparams")
+
+
+@pytest.mark.parametrize("argv", [["experiment", "train-ses"], ["experiment", "refine-ses"],
+                                  ["experiment", "transfer"], ["experiment", "histograms"], ["plot", "curves"]])
+def test_other_helps_show_no_none(capsys, monkeypatch, argv):
+    h = help_lines(capsys, monkeypatch, argv)
+    assert "(default: one per core)" in h.get("--devices", "(default: one per core)")
+
+
+def test_optional_bools_are_flags_that_stay_unset_when_absent():
+    from synthenv.cli import _parse
+
+    a = _parse(["train-se", "--out", "r"])
+    assert (a.mirrored, a.vary_hparams, a.stop_when_solved, a.seed, a.sigma) == (None,) * 5  # not given
+    a = _parse(["train-se", "--out", "r", "--no-mirrored", "--vary-hparams", "--stop-when-solved", "False"])
+    assert (a.mirrored, a.vary_hparams, a.stop_when_solved) == (False, True, False)
+    a = _parse(["train-se", "--out", "r", "--stop-when-solved=True", "--mirrored", "false"])
+    assert (a.stop_when_solved, a.mirrored, a.vary_hparams) == (True, False, None)
+
+
 # ---------------------------------------------------------------------------------------------- train-se errors
 
 def test_unknown_env(tmp_path, capsys):

@@ -8,8 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agent_checks import (assert_learns, assert_stops_per_agent_and_frozen, assert_varied_population_runs,
-                          train_population)
 from synthenv.agents import ddqn, dueling_ddqn, masked_mlp
 from synthenv.agents.registry import check_supports, get_agent
 from synthenv.errors import UsageError
@@ -41,24 +39,6 @@ def test_dueling_network_is_value_plus_mean_zero_advantage():
     np.testing.assert_allclose(q.mean(axis=1), value, rtol=1e-5, atol=1e-6)
     assert np.all(q.std(axis=1) > 1e-3)
     assert q.shape == (6, n_actions)
-
-
-@pytest.fixture(scope="module")
-def population():
-    return train_population(dueling_ddqn, CFG, "CartPole-v0", n=3, seed=2024)
-
-
-def test_learns_cartpole(population):
-    assert_learns(population, trained_at_least=150.0, untrained_below=60.0)
-
-
-def test_stops_per_agent_and_stopped_agent_is_frozen(population):
-    assert_stops_per_agent_and_frozen(population)
-
-
-def test_varied_hparams_population_runs():
-    cfg = dueling_ddqn.resolve("small", proxy_max_steps=1500)
-    assert_varied_population_runs(dueling_ddqn, cfg, "CartPole-v0")
 
 
 def test_registry_and_validation():

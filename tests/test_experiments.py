@@ -104,10 +104,10 @@ def test_per_agent_ses_route_each_agent_to_its_se(se_set):
     """Stacked SEs: agent 1 of [SE a, SE b] gives exactly what agent 1 gives when both agents train on SE b."""
     a, b = (load_se(p) for p in find_se_files(se_set, solved_only=False))
     config = ddqn.resolve("small", proxy_max_steps=150)
-    stacked = jax.tree.map(lambda x, y: np.stack([x, y]), a.params, b.params)
+    stacked = a.env.params_for(jax.tree.map(lambda x, y: np.stack([x, y]), a.weights, b.weights))
     args = (ddqn, config, a.env.task, a.env, "converged")
     mixed = train_and_test(*args, stacked, 2, 3, True, 0, per_agent_params=True)
-    only_b = train_and_test(*args, b.params, 2, 3, True, 0)
+    only_b = train_and_test(*args, b.env.default_params, 2, 3, True, 0)
     for k in ("returns", "steps", "episodes"):
         np.testing.assert_array_equal(mixed[k][1], only_b[k][1])
 

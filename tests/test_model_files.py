@@ -15,9 +15,10 @@ from safetensors.numpy import load_file, save_file
 import synthenv
 from synthenv.errors import UsageError
 from synthenv.io import model_files
-from synthenv.proxies.files import KIND, LoadedSE, load_se, save_se
+from synthenv.proxies.files import SE_KIND as KIND, LoadedProxy, load_se, save_proxy
+from synthenv.environment import env_step
 from synthenv.proxies.se import SEConfig, SyntheticEnv
-from synthenv.tasks.registry import make_task
+from synthenv.tasks.real import make_task
 
 ENV = "CartPole-v0"
 META_FIELDS = ("format_version", "kind", "env_id", "observation_space", "action_space", "architecture",
@@ -37,7 +38,7 @@ def params(se):
 @pytest.fixture
 def saved(tmp_path, se, params):
     path = tmp_path / "se.safetensors"
-    save_se(path, se, params, {"x": 1}, generation=3, score=12.5)
+    save_proxy(path, se, params, {"x": 1}, generation=3, score=12.5)
     return path
 
 
@@ -59,7 +60,7 @@ def write_raw(path, tensors, meta) -> None:
 
 def test_round_trip_params_and_metadata(saved, params):
     loaded = synthenv.load(saved)
-    assert isinstance(loaded, LoadedSE)
+    assert isinstance(loaded, LoadedProxy)
     assert loaded.env_id == ENV
     got, want = flat(loaded.params), flat(params)
     assert set(got) == set(want)
@@ -87,24 +88,32 @@ def test_round_trip_params_and_metadata(saved, params):
     assert model_files.read_metadata(saved) == m
 
 
+def reset(loaded, key):
+    return loaded.as_gymnax().reset(key)
+
+
+def step(loaded, key, state, action):
+    env = loaded.as_gymnax()
+    return env_step(env, key, state, jnp.int32(action), env.default_params)
+
+
 def test_loaded_se_steps_like_its_network(saved):
     se = synthenv.load(saved)
-    obs, state = se.reset(jax.random.key(1))
+    obs, state = reset(se, jax.random.key(1))
     assert obs.shape == (4,) and obs.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(state.obs), np.asarray(obs))
-    assert int(state.t) == 0
+    assert int(state.time) == 0
 
     for action in (1, 0):
-        tr = se.step(jax.random.key(2), state, action)
-        next_obs, reward, done = se.env.predict(se.params, obs, jnp.int32(action))
-        np.testing.assert_allclose(np.asarray(tr.obs), np.asarray(next_obs), rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(np.asarray(tr.state.obs), np.asarray(tr.obs))
+        tr = step(se, jax.random.key(2), state, action)
+        next_obs, reward, done = se.env.predict(se.weights, obs, jnp.int32(action))
+        np.testing.assert_allclose(np.asarray(tr.next_obs), np.asarray(next_obs), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(float(tr.reward), float(reward), rtol=1e-6, atol=1e-7)
         assert bool(tr.terminated) == bool(done > 0.5)
         assert not bool(tr.truncated)  # t = 1 is far below the cap
         assert not bool(tr.bad)
         assert float(tr.td_done) == float(bool(done > 0.5))  # raw_done_in_td is off
-        assert int(tr.state.t) == 1
+        assert int(tr.state.time) == (0 if bool(tr.terminated) else 1)  # gymnax auto-resets
 
 
 @pytest.mark.parametrize("env_id, config", [
@@ -115,7 +124,7 @@ def test_round_trip_other_tasks_and_architectures(tmp_path, env_id, config):
     se = SyntheticEnv(make_task(env_id), config)
     params = se.init(jax.random.key(0))
     path = tmp_path / "se.safetensors"
-    save_se(path, se, params, {}, generation=0, score=-1.5)
+    save_proxy(path, se, params, {}, generation=0, score=-1.5)
     loaded = synthenv.load(path, env_id=env_id)
     assert loaded.env.config == config
     assert loaded.metadata["observation_space"]["shape"] == [se.obs_dim]
@@ -124,20 +133,20 @@ def test_round_trip_other_tasks_and_architectures(tmp_path, env_id, config):
     assert set(got) == set(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
-    obs, state = loaded.reset(jax.random.key(1))
-    tr = loaded.step(jax.random.key(2), state, se.n_actions - 1)
+    obs, state = reset(loaded, jax.random.key(1))
+    tr = step(loaded, jax.random.key(2), state, se.n_actions - 1)
     next_obs, reward, done = se.predict(params, obs, jnp.int32(se.n_actions - 1))
-    np.testing.assert_allclose(np.asarray(tr.obs), np.asarray(next_obs), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(tr.next_obs), np.asarray(next_obs), rtol=1e-6, atol=1e-7)
     expected_td_done = float(done) if config.raw_done_in_td else float(bool(done > 0.5))
     assert float(tr.td_done) == pytest.approx(expected_td_done)
 
 
 def test_step_truncates_at_the_task_cap(saved):
     se = synthenv.load(saved)
-    obs, state = se.reset(jax.random.key(1))
-    tr = se.step(jax.random.key(2), state._replace(t=jnp.int32(199)), 0)
-    assert int(tr.state.t) == 200
-    assert bool(tr.truncated) == (not bool(tr.terminated))
+    obs, state = reset(se, jax.random.key(1))
+    tr = step(se, jax.random.key(2), state.replace(time=jnp.int32(199)), 0)
+    assert bool(tr.truncated)  # the 200th step, whether or not the SE's done fired too
+    assert int(tr.state.time) == 0  # auto-reset
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -253,14 +262,16 @@ def test_incomplete_or_invalid_se_metadata(tmp_path, saved):
 @pytest.mark.parametrize("scale", [1e30, float("nan")])
 def test_huge_or_nan_weights_are_flagged_bad(tmp_path, se, params, scale):
     path = tmp_path / "huge.safetensors"
-    save_se(path, se, jax.tree.map(lambda p: p * scale, params), {}, generation=0, score=0.0)
+    save_proxy(path, se, jax.tree.map(lambda p: p * scale, params), {}, generation=0, score=0.0)
     loaded = synthenv.load(path)
-    obs, state = loaded.reset(jax.random.key(3))
-    raw_next, raw_reward, raw_done = loaded.env.predict(loaded.params, obs, jnp.int32(1))
+    obs, state = reset(loaded, jax.random.key(3))
+    raw_next, raw_reward, raw_done = loaded.env.predict(loaded.weights, obs, jnp.int32(1))
     assert not (np.all(np.isfinite(raw_next)) and np.isfinite(raw_reward) and np.isfinite(raw_done))
-    for step in (loaded.step, jax.jit(loaded.step)):
-        tr = step(jax.random.key(4), state, 1)
+    plain = lambda k, s, a: step(loaded, k, s, a)  # noqa: E731
+    for stepper in (plain, jax.jit(plain)):
+        tr = stepper(jax.random.key(4), state, 1)
         assert bool(tr.bad)
+        assert np.all(np.asarray(tr.next_obs) == 0.0)
         assert np.all(np.isfinite(np.asarray(tr.obs)))
         assert np.all(np.isfinite(np.asarray(tr.state.obs)))
         assert np.isfinite(float(tr.reward))
@@ -273,8 +284,8 @@ def test_huge_or_nan_weights_are_flagged_bad(tmp_path, se, params, scale):
 
 def test_writes_leave_no_temporary_files(tmp_path, se, params):
     path = tmp_path / "se.safetensors"
-    save_se(path, se, params, {}, generation=0, score=1.0)
-    save_se(path, se, params, {}, generation=1, score=2.0)  # overwrite in place
+    save_proxy(path, se, params, {}, generation=0, score=1.0)
+    save_proxy(path, se, params, {}, generation=1, score=2.0)  # overwrite in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["se.safetensors"]
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
     assert synthenv.load(path).metadata["generation"] == 1
@@ -282,7 +293,7 @@ def test_writes_leave_no_temporary_files(tmp_path, se, params):
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, se, params):
     path = tmp_path / "se.safetensors"
-    save_se(path, se, params, {}, generation=0, score=1.0)
+    save_proxy(path, se, params, {}, generation=0, score=1.0)
     before = path.read_bytes()
     with pytest.raises(Exception):
         # An object array cannot be written as a tensor: the write fails half way.
@@ -293,6 +304,6 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, se, p
 
 def test_save_creates_missing_folders(tmp_path, se, params):
     path = tmp_path / "a" / "b" / "se.safetensors"
-    save_se(path, se, params, {}, generation=0, score=1.0)
+    save_proxy(path, se, params, {}, generation=0, score=1.0)
     assert synthenv.load(path).env_id == ENV
     assert [p.name for p in path.parent.iterdir()] == ["se.safetensors"]

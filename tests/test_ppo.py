@@ -11,64 +11,19 @@ import pytest
 from synthenv.agents import ppo
 from synthenv.agents.registry import check_supports
 from synthenv.errors import UsageError
-from synthenv.evaluation import make_evaluate
 from synthenv.proxies.se import SEConfig, SyntheticEnv
-from synthenv.tasks.registry import make_task
-from synthenv.training_env import RealEnv
+from synthenv.tasks.real import make_task
 
 N_AGENTS = 4
 TEST_EPISODES = 10
 
 
-def train_and_score(env_id: str, cfg: ppo.PPOConfig, seed: int):
-    """Train N_AGENTS fixed-HP agents on the real task (threshold stop), then score them and the
-    same networks untrained with the same greedy evaluation."""
-    task = make_task(env_id)
-    env = RealEnv(task)
-    shapes = ppo.max_shapes(cfg, vary=False)
-    hp = ppo.sample_hparams(jax.random.PRNGKey(0), cfg, vary=False)
-    train = ppo.make_train(cfg, env, shapes, stop_rule="threshold", threshold=task.spec.solved_threshold)
-    keys = jax.random.split(jax.random.PRNGKey(seed), N_AGENTS)
-    res = jax.device_get(jax.jit(jax.vmap(lambda k: train(k, None, hp)))(keys))
-
-    evaluate = make_evaluate(task, ppo.make_policy(cfg), TEST_EPISODES)
-    evaluate_pop = jax.jit(jax.vmap(lambda k, p: evaluate(k, p, hp)[0]))
-    eval_keys = jax.random.split(jax.random.PRNGKey(77), N_AGENTS)
-    # Untrained: the very networks train() starts from (its first split of the agent key).
-    untrained = jax.vmap(lambda k: ppo.policy_params(
-        ppo.init_params(jax.random.split(k, 3)[0], env, shapes, hp, cfg), env))(keys)
-    return res, np.asarray(evaluate_pop(eval_keys, res.params)), np.asarray(evaluate_pop(eval_keys, untrained))
-
-
-def test_learns_cartpole():
-    cfg = ppo.resolve("small", max_steps=30_000)
-    res, trained, untrained = train_and_score("CartPole-v0", cfg, seed=1)
-    assert not np.any(res.diverged)
-    assert np.all(res.steps <= cfg.max_steps)
-    assert trained.mean() >= 180.0, (trained.mean(axis=1), res.steps)
-    assert untrained.mean() < 30.0, untrained.mean(axis=1)
-    assert np.all(trained <= 200.0)  # CartPole-v0 truncates at 200
-
-
-def test_learns_pendulum():
-    """Continuous actions. The CleanRL-like default preset swings up and balances within 40k steps
-    (a small budget for PPO on Pendulum); the bar is a large measured gain over the untrained nets."""
-    cfg = ppo.resolve("default", max_steps=40_000)
-    res, trained, untrained = train_and_score("Pendulum-v1", cfg, seed=1)
-    assert not np.any(res.diverged)
-    assert np.all(res.steps <= cfg.max_steps)
-    per_agent, before = trained.mean(axis=1), untrained.mean(axis=1)
-    assert before.mean() < -900.0, before
-    assert per_agent.mean() > -400.0, (per_agent, res.steps)
-    assert np.all(per_agent > before + 500.0), (per_agent, before)
-
-
 def test_continuous_policy_stays_in_bounds():
-    env = RealEnv(make_task("Pendulum-v1"))
+    env = make_task("Pendulum-v1")
     cfg = ppo.resolve("small")
     shapes = ppo.max_shapes(cfg, vary=False)
     hp = ppo.sample_hparams(jax.random.PRNGKey(0), cfg, vary=False)
-    params = ppo.policy_params(ppo.init_params(jax.random.PRNGKey(0), env, shapes, hp, cfg), env)
+    params = ppo.policy_params(ppo.init_params(jax.random.PRNGKey(0), env.info, shapes, hp, cfg), env.info)
     params = {**params, "actor": {**params["actor"], "b_out": jnp.array([50.0])}}  # mean far outside
     action = ppo.make_policy(cfg)(params, hp, jnp.ones(3))
     assert action.shape == (1,) and float(action[0]) == 2.0
@@ -80,7 +35,7 @@ def se_population():
     random SE never ends an episode before the 200-step cap, so a 3-episode window lets the rule fire."""
     cfg = ppo.resolve("small", proxy_max_steps=3000, stop_window=3)
     se = SyntheticEnv(make_task("CartPole-v0"), SEConfig(hidden=16))
-    se_params = se.init(jax.random.PRNGKey(1))
+    se_params = se.params_for(se.init(jax.random.PRNGKey(1)))
     shapes = ppo.max_shapes(cfg, vary=True)
     train = ppo.make_train(cfg, se, shapes, stop_rule="converged")
     keys = jax.random.split(jax.random.PRNGKey(11), N_AGENTS)
@@ -98,26 +53,10 @@ def test_varied_population_stops_per_agent(se_population):
     assert np.any(res.steps < cfg.proxy_max_steps), res.steps  # the convergence rule fired for some
 
 
-def test_stopped_agents_are_frozen(se_population):
-    """Each member trained alone ends exactly where it ended inside the population, although the
-    population ran on until its slowest member stopped."""
-    p = se_population
-    train_one = jax.jit(lambda k, hp: p["train"](k, p["se_params"], hp))
-    for i in range(N_AGENTS):
-        hp = jax.tree.map(lambda x: x[i], p["hps"])
-        alone = jax.device_get(train_one(p["keys"][i], hp))
-        assert int(alone.steps) == int(p["res"].steps[i])
-        assert int(alone.episodes) == int(p["res"].episodes[i])
-        assert float(alone.last_return) == pytest.approx(float(p["res"].last_return[i]), rel=1e-5)
-        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(p["res"].params)):
-            # Batched matmuls (agent and SE) are not bitwise equal to unbatched ones.
-            np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-4)
-
-
 def test_masked_minibatches_equal_unmasked():
     """A minibatch size of 32 inside max shapes (96 rows, 12 minibatches) trains exactly as without masking."""
     cfg = ppo.resolve("small", max_steps=400)
-    env = RealEnv(make_task("CartPole-v0"))
+    env = make_task("CartPole-v0")
     hp = ppo.sample_hparams(jax.random.PRNGKey(0), cfg, vary=False)
     exact = ppo.max_shapes(cfg, vary=False)
     masked = ppo.Shapes(exact.hidden, exact.layers, minibatch_size=96, minibatches=12)
@@ -144,7 +83,7 @@ def test_validate_and_resolve():
     assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="clip_eps"):
         ppo.resolve("small", clip_eps=0.0).validate()
-    with pytest.raises(UsageError, match="known presets: default, small, tiny"):
+    with pytest.raises(UsageError, match="known presets: default, continuous, small, tiny"):
         ppo.resolve("nope")
     assert check_supports("ppo", True, "Pendulum-v1") is ppo
     assert check_supports("ppo", False, "CartPole-v0") is ppo

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 
 from synthenv.meta import run
+from synthenv.meta.learner import Learner
 from synthenv.meta.config import make_config
 from synthenv.meta.generation import GenerationStats
 
@@ -31,9 +32,9 @@ def scripted(monkeypatch, unperturbed: list[float], confirmations: list[float]):
         calls["confirm"].append((g, slot))
         return confirmations[len(calls["confirm"]) - 1], 50
 
-    monkeypatch.setattr(run.SELearner, "compile", lambda self: 0.0)
-    monkeypatch.setattr(run.SELearner, "generation", generation)
-    monkeypatch.setattr(run.SELearner, "confirm", confirm)
+    monkeypatch.setattr(Learner, "compile", lambda self: 0.0)
+    monkeypatch.setattr(Learner, "generation", generation)
+    monkeypatch.setattr(Learner, "confirm", confirm)
     return calls
 
 
@@ -135,18 +136,18 @@ def test_a_run_can_start_from_an_se_file(tmp_path):
     from jax.flatten_util import ravel_pytree
 
     from synthenv.errors import UsageError
-    from synthenv.proxies.files import save_se
+    from synthenv.proxies.files import save_proxy
     from synthenv.proxies.se import SEConfig, SyntheticEnv
-    from synthenv.tasks.registry import make_task
+    from synthenv.tasks.real import make_task
 
     se = SyntheticEnv(make_task("CartPole-v0"), SEConfig(hidden=8, activation="tanh"))
     params = se.init(jax.random.key(42))
-    save_se(tmp_path / "se.safetensors", se, params, {}, 3, 190.0)
+    save_proxy(tmp_path / "se.safetensors", se, params, {}, 3, 190.0)
 
     config = make_config(init_se=str(tmp_path / "se.safetensors"), es={"population": 2})
     assert config.se == SEConfig(hidden=8, activation="tanh")
-    learner = run.SELearner(config, n_devices=1)
-    assert jnp.array_equal(learner.strategy.mean(learner.init_state), ravel_pytree(params)[0])
+    learner = Learner(config, n_devices=1)
+    assert jnp.array_equal(learner.strategy.mean(learner.init_es_state), ravel_pytree(params)[0])
 
     with pytest.raises(UsageError, match="architecture"):
         make_config(init_se=str(tmp_path / "se.safetensors"), se={"hidden": 9})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synthenv.errors import UsageError
-from synthenv.tasks.registry import TaskState, make_task
+from synthenv.tasks.real import make_task
 
 N_STEPS = 100
 # Gymnasium integrates in float64 (CartPole's Euler step, Acrobot's RK4 step), gymnax in float32;
@@ -28,8 +28,7 @@ def _gym_env(task_id: str):
     return env
 
 
-def _underlying_state(task_id: str, state: TaskState) -> np.ndarray:
-    s = state.env_state
+def _underlying_state(task_id: str, s) -> np.ndarray:
     if task_id.startswith("CartPole"):
         fields = (s.x, s.x_dot, s.theta, s.theta_dot)
     else:  # gymnasium's Acrobot state is [theta1, theta2, dtheta1, dtheta2]
@@ -43,12 +42,18 @@ def _compare(task_id: str, seed: int, actions: np.ndarray, tol: dict, start=None
     ``start`` (optional) maps the initial env state to a hand-made one.
     """
     task = make_task(task_id)
-    step = jax.jit(task.step)
+    params = task.default_params
+
+    @jax.jit
+    def step(key, state, action):  # no auto-reset: compare the transition itself
+        obs, state, reward, terminated, _ = task.step_env(key, state, action, params)
+        return obs, state, reward, terminated, task.is_truncated(state, params)
+
     key = jax.random.PRNGKey(seed)
     key, k_reset = jax.random.split(key)
     obs, state = task.reset(k_reset)
     if start is not None:
-        state = TaskState(start(state.env_state), state.t)
+        state = start(state)
 
     env = _gym_env(task_id)
     env.unwrapped.state = _underlying_state(task_id, state)
@@ -64,7 +69,7 @@ def _compare(task_id: str, seed: int, actions: np.ndarray, tol: dict, start=None
         assert not bool(truncated)  # far below the step cap
         np.testing.assert_allclose(np.asarray(obs), g_obs, **tol,
                                    err_msg=f"{task_id} seed {seed} step {i + 1}: obs")
-        assert int(state.t) == i + 1
+        assert int(state.time) == i + 1
         if g_terminated:
             return i + 1
     return len(actions)
@@ -128,15 +133,15 @@ def test_truncated_exactly_at_max_steps(task_id):
     action = jnp.int32(1)
 
     # One step short of the cap: neither truncated nor terminated.
-    early = TaskState(state.env_state, jnp.int32(max_steps - 2))
-    _, s1, _, terminated, truncated = task.step(key, early, action)
-    assert int(s1.t) == max_steps - 1
+    early = state.replace(time=jnp.int32(max_steps - 2))
+    _, s1, _, terminated, truncated, _ = task.step(key, early, action)
+    assert int(s1.time) == max_steps - 1
     assert not bool(terminated) and not bool(truncated)
 
-    # The step that reaches the cap is truncated, and truncation is not termination.
-    last = TaskState(state.env_state, jnp.int32(max_steps - 1))
-    _, s2, reward, terminated, truncated = task.step(key, last, action)
-    assert int(s2.t) == max_steps
+    # The step that reaches the cap is truncated (and auto-resets), and truncation is not termination.
+    last = state.replace(time=jnp.int32(max_steps - 1))
+    _, s2, reward, terminated, truncated, info = task.step(key, last, action)
+    assert int(s2.time) == 0 and int(info["final_observation"].shape[0]) == task.obs_dim
     assert bool(truncated)
     assert not bool(terminated)
     assert float(reward) == (1.0 if task_id.startswith("CartPole") else -1.0)

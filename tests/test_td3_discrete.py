@@ -8,8 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agent_checks import (assert_learns, assert_stops_per_agent_and_frozen, assert_varied_population_runs,
-                          train_population)
 from synthenv.agents import td3_discrete
 from synthenv.agents.registry import check_supports, get_agent
 from synthenv.errors import UsageError
@@ -36,24 +34,6 @@ def test_gumbel_head():
     assert int(head.to_env(jnp.array([0.1, 0.2, 0.7]))) == 2
     rand = jax.vmap(head.random)(jax.random.split(jax.random.PRNGKey(1), 300))
     assert set(np.asarray(rand).sum(axis=1).tolist()) == {1.0} and np.all(np.asarray(rand).sum(axis=0) > 50)
-
-
-@pytest.fixture(scope="module")
-def population():
-    return train_population(td3_discrete, CFG, "CartPole-v0", n=4, seed=1)
-
-
-def test_learns_cartpole(population):
-    assert_learns(population, trained_at_least=150.0, untrained_below=60.0)
-
-
-def test_stops_per_agent_and_stopped_agent_is_frozen(population):
-    assert_stops_per_agent_and_frozen(population)
-
-
-def test_varied_hparams_population_runs():
-    cfg = td3_discrete.resolve("small", hidden=16, batch_size=32, proxy_max_steps=1500)
-    assert_varied_population_runs(td3_discrete, cfg, "CartPole-v0")
 
 
 def test_registry_and_validation():

@@ -4,18 +4,19 @@ After Ferreira et al., "Learning Synthetic Environments and Reward Networks for 
 Importing this package does not import JAX; ``load`` does.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(path, env_id=None):
-    """Load a learned SE from a model file: ``se = synthenv.load("runs/cartpole/se.safetensors")``.
+    """Load a learned proxy from a model file: ``se = synthenv.load("runs/cartpole/se.safetensors")``.
 
-    Returns a :class:`synthenv.proxies.files.LoadedSE` with ``reset(key)`` and
-    ``step(key, state, action)``. ``env_id`` (optional) checks which task it was learned for.
+    Returns a :class:`synthenv.proxies.files.LoadedProxy`: ``se.as_gymnax()`` (a gymnax environment
+    with the weights bound), ``se.as_gymnasium()``, ``se.as_gymnasium_vector(n)``, ``se.metadata``.
+    ``env_id`` (optional) checks which task it was learned for.
     """
-    from synthenv.proxies.files import load_se
+    from synthenv.proxies.files import load_proxy
 
-    return load_se(path, env_id)
+    return load_proxy(path, env_id)
 
 
 __all__ = ["load", "__version__"]

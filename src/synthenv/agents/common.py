@@ -1,16 +1,7 @@
 """What every inner agent shares: the result type, the replay buffer, episode bookkeeping with the
 paper's stop rules, and the chunked training loop that runs only until the slowest agent stops.
 
-Every agent module (``ddqn``, ``dueling_ddqn``, ...) exposes the same API, so the generation step,
-``evaluate`` and the experiments can use any of them (see ``synthenv.agents.registry``):
-
-- ``Config``: a frozen dataclass subclassing ``StopConfig`` (below), with ``validate()``.
-- ``PRESETS``: named configs, ``"small"`` is our default for SE work; ``resolve(preset, **overrides)``.
-- ``HParams`` (per-agent traced values), ``Shapes`` (static maximum shapes), ``max_shapes(config,
-  vary)`` and ``sample_hparams(key, config, vary)``: the paper's varied-HP sampler.
-- ``make_train(config, env, shapes, stop_rule, threshold)`` returning a pure ``train(key, env_params,
-  hp) -> TrainResult`` usable under ``vmap``.
-- ``make_policy(config)`` returning ``policy(params, hp, obs) -> action`` (greedy / deterministic).
+The contract agents fulfil is ``synthenv.agents.protocol.InnerAgent``.
 """
 
 from __future__ import annotations
@@ -150,14 +141,6 @@ def should_end(config, stop_rule: str, stop_test: Callable, ep: Episodes, ep_end
     """Whether an agent stops after this step: stop rule at an episode end, episode or step cap, divergence."""
     stop = ep_end & stop_test(ep.recent, ep.episodes, ep.steps)
     return stop | (ep.episodes >= config.max_episodes) | (ep.steps >= step_cap(config, stop_rule)) | diverged
-
-
-def reset_where(env, key, env_params, ep_end, obs, env_state):
-    """Reset the environment where an episode ended (environments do not auto-reset)."""
-    reset_obs, reset_state = env.reset(key, env_params)
-    obs = jnp.where(ep_end, reset_obs, obs)
-    env_state = jax.tree.map(lambda a, b: jnp.where(ep_end, a, b), reset_state, env_state)
-    return obs, env_state
 
 
 def keep_where(cond, new, old):

@@ -1,14 +1,26 @@
-"""The varied-hyperparameter sampler of the paper: lr, batch and hidden size log-uniform in
-[x/3, 3x] around the base, layer count L-1, L or L+1 (never below 1)."""
+"""The varied-hyperparameter rule of the paper, declared once for every agent.
+
+Per agent, each varied field is drawn around the config's base value ``x``: learning rate, batch or
+minibatch size and hidden size log-uniformly in ``[x/3, 3x]`` (sizes rounded), the layer count ``L``
+as ``L-1``, ``L`` or ``L+1`` (never below 1). An agent declares which fields vary by the fields of its
+``HParams`` NamedTuple; :func:`draw` samples any such tuple and :func:`upper` gives the static maximum
+a masked, vmapped population is allocated at. Replay-based agents (DDQN, Dueling DDQN, TD3, SAC)
+share :class:`HParams` and :class:`Shapes` below.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 SPREAD = 3.0
+RULES = {"lr": "log", "batch_size": "log_int", "minibatch_size": "log_int", "hidden": "log_int",
+         "layers": "layers"}
+"""How each varied field is drawn (a field not named here cannot vary)."""
 
 
 def log_uniform(key: jax.Array, base: float, spread: float = SPREAD) -> jax.Array:
@@ -33,3 +45,49 @@ def layer_range(base: int) -> tuple[int, int]:
 def sample_layers(key: jax.Array, base: int) -> jax.Array:
     lo, hi = layer_range(base)
     return jax.random.randint(key, (), lo, hi + 1, jnp.int32)
+
+
+def draw(hparams_type, key: jax.Array, config, vary: bool):
+    """An ``hparams_type`` (a NamedTuple of RULES fields) for one agent: the config's values, or
+    (``vary``) a draw of the varied-HP distribution, one key per field in field order."""
+    fields = hparams_type._fields
+    if not vary:
+        return hparams_type(*(jnp.float32(getattr(config, f)) if RULES[f] == "log" else
+                              jnp.int32(getattr(config, f)) for f in fields))
+    keys = jax.random.split(key, len(fields))
+    sample = {"log": log_uniform, "log_int": log_uniform_int, "layers": sample_layers}
+    return hparams_type(*(sample[RULES[f]](k, getattr(config, f)) for f, k in zip(fields, keys)))
+
+
+def upper(config, field: str, vary: bool) -> int:
+    """The largest value ``field`` takes in a population (the config's own value when fixed)."""
+    base = getattr(config, field)
+    if not vary:
+        return base
+    return layer_range(base)[1] if RULES[field] == "layers" else int_range(base)[1]
+
+
+class HParams(NamedTuple):
+    """Per-agent hyperparameters of the replay-based agents (may differ inside one vmap)."""
+
+    lr: jax.Array
+    batch_size: jax.Array
+    hidden: jax.Array
+    layers: jax.Array
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The static maximum shapes every member of a replay-based population is allocated at."""
+
+    hidden: int
+    layers: int
+    batch_size: int
+
+
+def max_shapes(config, vary: bool) -> Shapes:
+    return Shapes(*(upper(config, f, vary) for f in ("hidden", "layers", "batch_size")))
+
+
+def sample_hparams(key: jax.Array, config, vary: bool) -> HParams:
+    return draw(HParams, key, config, vary)

@@ -1,10 +1,10 @@
-"""Inner agents by name. Every agent module has the API described in ``synthenv.agents.common``."""
+"""Inner agents by name: every module listed satisfies ``synthenv.agents.protocol.InnerAgent``."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
+from synthenv.agents.protocol import InnerAgent
 from synthenv.errors import UsageError
 
 # name -> module under synthenv.agents
@@ -18,16 +18,18 @@ AGENTS: dict[str, str] = {
 }
 
 
-def get_agent(name: str) -> ModuleType:
+def get_agent(name: str) -> InnerAgent:
     """The agent module for ``name``; a one-line error for an unknown name."""
     try:
         module = AGENTS[name]
     except KeyError:
         raise UsageError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}") from None
-    return importlib.import_module(f"synthenv.agents.{module}")
+    agent = importlib.import_module(f"synthenv.agents.{module}")
+    assert isinstance(agent, InnerAgent), f"synthenv.agents.{module} does not satisfy the agent protocol"
+    return agent
 
 
-def check_supports(name: str, continuous: bool, env_id: str) -> ModuleType:
+def check_supports(name: str, continuous: bool, env_id: str) -> InnerAgent:
     """The agent module, after checking it can act in the task's action space."""
     agent = get_agent(name)
     if continuous and not agent.CONTINUOUS:
@@ -43,7 +45,7 @@ def split_entry(entry: str) -> tuple[str, str | None]:
     return name, preset or None
 
 
-def check_entry(entry: str, continuous: bool, env_id: str) -> ModuleType:
+def check_entry(entry: str, continuous: bool, env_id: str) -> InnerAgent:
     """The agent module of an inner-agent entry ``NAME[:PRESET]``, after checking both exist."""
     name, preset = split_entry(entry)
     agent = check_supports(name, continuous, env_id)

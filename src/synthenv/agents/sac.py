@@ -35,13 +35,13 @@ not after a step count. The three losses are summed with stop-gradients so that 
 receives only its own loss's gradient, and one Adam step updates all of them from the same batch:
 the actor sees the critics of before this step (CleanRL updates the critics first). Actor and
 critics are ``masked_mlp`` networks of the same traced shape (hidden, layers), varied per agent
-like DDQN's (``HParams`` and its sampler are DDQN's), and the varied batch size is a mask over a
+like DDQN's (the shared ``hparams.HParams`` and its sampler), and the varied batch size is a mask over a
 maximum-size batch.
 
 Presets: "small" (ours, the default for SE work: 2x32 ReLU, lr 1e-3, batch 64, tau 0.01, alpha
 from 0.2, 5 random episodes), "tiny" (ours, for inner agents of SE learning: 1x16, batch 32, 2 random
 episodes) and "standard" (the usual SAC sizes: 2x256, lr 3e-4, batch 256, tau 0.005, alpha from 1).
-The paper (METHOD.md) gives no SAC setting.
+The paper gives no SAC setting.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ import jax.numpy as jnp
 import optax
 
 from synthenv.agents import common
+from synthenv.environment import describe, env_step
 from synthenv.agents import masked_mlp
-from synthenv.agents.ddqn import HParams, Shapes, max_shapes, sample_hparams  # noqa: F401 (agent API)
+from synthenv.agents.hparams import HParams, Shapes, max_shapes, sample_hparams  # noqa: F401 (agent API)
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's range for the continuous actor's log-std
 
@@ -108,6 +109,8 @@ PRESETS: dict[str, SACConfig] = {
     # The usual SAC sizes (SAC paper, CleanRL).
     "standard": SACConfig(),
 }
+REAL_TASK_PRESETS: dict[str, str] = {}
+"""Presets ``evaluate --env`` uses on real tasks (``small`` elsewhere; see ``agents.protocol``)."""
 
 
 class Nets(NamedTuple):
@@ -204,19 +207,20 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
                threshold: float = 0.0):
     """Build a pure ``train(key, env_params, hp) -> TrainResult``.
 
-    ``env`` has ``reset(key, params)`` and ``step(key, state, action, params) -> Transition``;
-    ``env.continuous`` chooses the action space. ``stop_rule``: "converged" (on an SE, the paper's
+    ``env`` is any gymnax environment (``synthenv.environment``);
+    its action space (Discrete or Box) chooses the branch. ``stop_rule``: "converged" (on an SE, the paper's
     rule) or "threshold" (on the real task); see ``common.make_stop_test``.
     """
     config.validate()
-    continuous, obs_dim, act = env.continuous, env.obs_dim, config.activation
+    spaces = describe(env)
+    continuous, obs_dim, act = spaces.continuous, spaces.obs_dim, config.activation
     if continuous:
-        action_dim, high = env.action_dim, float(env.action_high)
+        action_dim, high = spaces.action_dim, float(spaces.action_high)
         actor_out, critic_in, critic_out = 2 * action_dim, obs_dim + action_dim, 1
         action_shape, action_dtype = (action_dim,), jnp.float32
         target_entropy = -float(action_dim)
     else:
-        n_actions, high = env.n_actions, 1.0
+        n_actions, high = spaces.n_actions, 1.0
         actor_out, critic_in, critic_out = n_actions, obs_dim, n_actions
         action_shape, action_dtype = (), jnp.int32
         target_entropy = config.target_entropy_scale * math.log(n_actions)
@@ -277,14 +281,14 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
         return jax.random.categorical(k_cat, log_pi).astype(jnp.int32)
 
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
-        key, k_random, k_act, k_env, k_batch, k_loss, k_reset = jax.random.split(s.key, 7)
+        key, k_random, k_act, k_env, k_batch, k_loss = jax.random.split(s.key, 6)
         active = ~s.stopped
 
         # Act: uniformly random during the initial episodes, then a sample of the policy.
         past_init = s.ep.episodes >= config.init_episodes
         action = jnp.where(past_init, sample_action(s.nets.actor, s.obs, hp, k_act), random_action(k_random))
-        tr = env.step(k_env, s.env_state, action, env_params)
-        replay = s.replay.add(active, s.obs, action, tr.reward, tr.obs, tr.td_done)
+        tr = env_step(env, k_env, s.env_state, action, env_params)
+        replay = s.replay.add(active, s.obs, action, tr.reward, tr.next_obs, tr.td_done)
 
         # Learn: one gradient step of critics, actor and alpha per environment step after the initial
         # episodes, then a soft update of the target critics.
@@ -301,7 +305,7 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
         # Episode bookkeeping, reset on termination or truncation.
         ep_end = active & (tr.terminated | tr.truncated)
         ep = s.ep.record(active, tr.reward, ep_end)
-        obs, env_state = common.reset_where(env, k_reset, env_params, ep_end, tr.obs, tr.state)
+        obs, env_state = tr.obs, tr.state  # gymnax auto-resets where the episode ended
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         return AgentState(nets=nets, target_critic=target, opt_state=opt_state, replay=replay,
                           env_state=env_state, obs=obs, ep=ep, stopped=s.stopped | stop,

@@ -17,7 +17,7 @@ clipped to [-action_high, action_high] (CleanRL's td3_continuous_action). Differ
 one learning rate and one shape (hidden, layers) for actor and critics, as the paper varies them;
 warm-up is ``init_episodes`` episodes of uniform random actions (the paper) instead of a step count;
 the actor is updated with the critic of the same step (as CleanRL) and both are masked MLPs, so the
-varied HPs (lr, batch size, hidden size, layers) are DDQN's and so are ``HParams`` and its sampler.
+varied HPs (lr, batch size, hidden size, layers) are the replay-based agents' (``synthenv.agents.hparams``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import jax.numpy as jnp
 import optax
 
 from synthenv.agents import common
+from synthenv.environment import describe, env_step
 from synthenv.agents import masked_mlp
-from synthenv.agents.ddqn import HParams, Shapes, max_shapes, sample_hparams  # noqa: F401 (agent API)
+from synthenv.agents.hparams import HParams, Shapes, max_shapes, sample_hparams  # noqa: F401 (agent API)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ PRESETS: dict[str, TD3Config] = {
     "paper": TD3Config(hidden=128, layers=2, activation="relu", lr=1e-3, batch_size=256, gamma=0.99,
                        tau=0.02, init_episodes=20),
 }
+REAL_TASK_PRESETS: dict[str, str] = {}
+"""Presets ``evaluate --env`` uses on real tasks (``small`` elsewhere; see ``agents.protocol``)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHea
     ``stop_rule``: "converged" (on an SE) or "threshold" (on the real task); see ``common.make_stop_test``.
     """
     config.validate()
-    obs_dim, act = env.obs_dim, config.activation
+    obs_dim, act = describe(env).obs_dim, config.activation
     capacity = min(config.buffer_size, common.step_cap(config, stop_rule))
     stop_test = common.make_stop_test(config, stop_rule, threshold)
     adam = optax.scale_by_adam()
@@ -216,15 +219,15 @@ def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHea
                           stopped=jnp.bool_(False), diverged=jnp.bool_(False), key=key)
 
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
-        key, k_act, k_noise, k_random, k_env, k_batch, k_critic, k_actor, k_reset = jax.random.split(s.key, 9)
+        key, k_act, k_noise, k_random, k_env, k_batch, k_critic, k_actor = jax.random.split(s.key, 8)
         active = ~s.stopped
 
         # Act: uniformly random during the initial episodes, then the actor's action plus noise.
         warm = s.ep.episodes < config.init_episodes
         vec = jnp.where(warm, head.random(k_random),
                         head.explore(k_noise, policy_vec(s.actor, s.obs, hp, k_act, s.updates)))
-        tr = env.step(k_env, s.env_state, head.to_env(vec), env_params)
-        replay = s.replay.add(active, s.obs, vec, tr.reward, tr.obs, tr.td_done)
+        tr = env_step(env, k_env, s.env_state, head.to_env(vec), env_params)
+        replay = s.replay.add(active, s.obs, vec, tr.reward, tr.next_obs, tr.td_done)
 
         # Learn: a critic update every step; the actor and the targets every policy_delay updates.
         learn = active & ~warm
@@ -244,7 +247,7 @@ def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHea
         # Episode bookkeeping, reset on termination or truncation.
         ep_end = active & (tr.terminated | tr.truncated)
         ep = s.ep.record(active, tr.reward, ep_end)
-        obs, env_state = common.reset_where(env, k_reset, env_params, ep_end, tr.obs, tr.state)
+        obs, env_state = tr.obs, tr.state  # gymnax auto-resets where the episode ended
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         return AgentState(actor=actor, actor_target=actor_target, critics=critics, critics_target=critics_target,
                           actor_opt=actor_opt, critic_opt=critic_opt, updates=s.updates + learn, replay=replay,
@@ -266,13 +269,14 @@ def make_train(config: TD3Config, env, shapes: Shapes, stop_rule: str = "converg
     The result's ``params`` are ``{"actor": ..., "action_high": ...}``: they carry the env's action
     bound, so ``make_policy(config)`` needs no env.
     """
-    high = env.action_high
-    head = continuous_head(config, env.action_dim, high)
+    spaces = describe(env)
+    high = spaces.action_high
+    head = continuous_head(config, spaces.action_dim, high)
 
     def trained(actor):
         return {"actor": actor, "action_high": jnp.float32(high)}
 
-    return make_train_with_head(config, env, shapes, head, env.action_dim, trained, stop_rule, threshold)
+    return make_train_with_head(config, env, shapes, head, spaces.action_dim, trained, stop_rule, threshold)
 
 
 def make_policy(config: TD3Config):

@@ -1,4 +1,4 @@
-"""Discrete TD3 (the paper's, METHOD.md §5): TD3 whose actor outputs logits over the actions.
+"""Discrete TD3 (the paper's): TD3 whose actor outputs logits over the actions.
 
 The actor's action vector is a Gumbel-softmax sample of its logits, with the temperature annealed
 geometrically from T = ``temp_init`` to T / ``temp_factor`` over the first ``temp_anneal_updates``
@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from synthenv.agents import common
+from synthenv.environment import describe
 from synthenv.agents.td3 import (ActionHead, HParams, Shapes, TD3Config, actor_out,  # noqa: F401 (agent API)
                                  make_train_with_head, max_shapes, sample_hparams)
 
@@ -58,6 +59,8 @@ PRESETS: dict[str, TD3DiscreteConfig] = {
                                tau=0.01, policy_delay=2, expl_noise=0.1, policy_noise=0.2, noise_clip=0.5,
                                init_episodes=10),
 }
+REAL_TASK_PRESETS: dict[str, str] = {}
+"""Presets ``evaluate --env`` uses on real tasks (``small`` elsewhere; see ``agents.protocol``)."""
 
 
 def temperature(config: TD3DiscreteConfig, updates: jax.Array) -> jax.Array:
@@ -84,8 +87,9 @@ def gumbel_head(config: TD3DiscreteConfig, n_actions: int) -> ActionHead:
 def make_train(config: TD3DiscreteConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
     """Build a pure ``train(key, env_params, hp) -> TrainResult`` (``params`` is the actor)."""
-    head = gumbel_head(config, env.n_actions)
-    return make_train_with_head(config, env, shapes, head, env.n_actions, lambda actor: actor, stop_rule,
+    n_actions = describe(env).n_actions
+    head = gumbel_head(config, n_actions)
+    return make_train_with_head(config, env, shapes, head, n_actions, lambda actor: actor, stop_rule,
                                 threshold)
 
 

@@ -16,14 +16,22 @@ from synthenv.evaluation import make_evaluate
 from synthenv.meta.config import TASK_DEFAULTS
 from synthenv.meta.population import make_runner
 from synthenv.proxies.files import load_se
-from synthenv.training_env import RealEnv
-from synthenv.tasks.registry import make_task
+from synthenv.tasks.real import make_task
+from synthenv.tasks.registry import get_spec
+
+def real_task_preset(module, spec) -> str:
+    """The preset a new user gets for ``module`` on the real task ``spec``: its ``REAL_TASK_PRESETS``
+    entry for the task id, else for ``"discrete"`` / ``"continuous"``, else ``small``."""
+    table = module.REAL_TASK_PRESETS
+    return table.get(spec.id) or table.get("continuous" if spec.continuous else "discrete") or "small"
+
 
 def agent_config(module, agent: str, preset: str | None, env_id: str, trained_with: dict):
     """The config agents train with: on an SE without ``preset``, the SE's own DDQN config for DDQN;
     any other agent or preset takes the SE's training protocol (stop rule, step caps, see
     ``common.PROTOCOL_FIELDS``). Without ``preset``, an agent the SE was learned with (an inner agent
-    ``NAME:PRESET``) gets that preset; others ``small``."""
+    ``NAME:PRESET``) gets that preset; others ``small``. On the real task (no SE) the default is the
+    agent's preset for that task (``REAL_TASK_PRESETS``)."""
     inner = trained_with.get("agent")
     trained = dict(map(split_entry, trained_with.get("inner_agents", [])))
     if inner and agent == "ddqn" and preset is None and trained.get("ddqn") is None:
@@ -31,7 +39,10 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
             return module.Config(**inner), trained_with.get("preset", "custom")
         except TypeError as e:
             raise UsageError(f"the SE's training config has an unknown DDQN setting ({e})") from None
-    default = TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small"
+    if not trained_with:
+        default = real_task_preset(module, get_spec(env_id))
+    else:
+        default = TASK_DEFAULTS.get(env_id, {}).get("preset", "small") if agent == "ddqn" else "small"
     preset = preset or trained.get(agent) or default
     config = module.resolve(preset)
     return (with_protocol(config, inner) if inner else config), preset
@@ -43,9 +54,9 @@ def train_and_test(module, config, task, train_env, rule: str, env_params, n_age
     """Train ``n_agents`` fresh agents of ``module`` on ``train_env`` and test each for ``episodes``
     greedy episodes on the real task, in one compiled call split across devices.
 
-    ``env_params``: None (the real task) or one SE's parameters for every agent; with
-    ``per_agent_params``, SE parameters with a leading axis of size ``n_agents`` (agent i trains on SE
-    i: many SEs in one call). Returns numpy arrays: returns [n_agents, episodes], steps, episodes,
+    ``train_env`` is any gymnax environment, ``env_params`` its params for every agent (None: its
+    defaults); with ``per_agent_params``, params with a leading axis of size ``n_agents`` (agent i
+    trains on SE i: many SEs in one call). Returns numpy arrays: returns [n_agents, episodes], steps, episodes,
     diverged, hparams.
     """
     spec = task.spec
@@ -83,11 +94,11 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
     trained_with = {}
     if proxy is not None:
         loaded = load_se(proxy, env_id=env)
-        task, train_env, env_params, rule = loaded.env.task, loaded.env, loaded.params, "converged"
+        task, train_env, env_params, rule = loaded.env.task, loaded.env, loaded.env.default_params, "converged"
         trained_with = loaded.metadata.get("training_config") or {}
     else:
         task = make_task(env)
-        train_env, env_params, rule = RealEnv(task), None, "threshold"
+        train_env, env_params, rule = task, None, "threshold"
     spec = task.spec
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, trained_with)

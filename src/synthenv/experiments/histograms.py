@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from synthenv.agents.registry import check_supports
+from synthenv.environment import env_step
 from synthenv.errors import UsageError
 from synthenv.experiments import figures
 from synthenv.experiments.evaluate import agent_config
@@ -36,14 +37,14 @@ def make_recorded_rollout(task, policy, max_steps: int):
 
     def rollout(key, params, hp):
         k_reset, k_run = jax.random.split(key)
-        obs, state = task.reset(k_reset)
+        obs, state = task.reset(k_reset, task.default_params)
 
         def body(c, k):
             obs, state, alive = c
             action = policy(params, hp, obs)
-            next_obs, state, reward, terminated, truncated = task.step(k, state, action)
-            out = (obs, action, next_obs, reward, alive)
-            return (next_obs, state, alive & ~(terminated | truncated)), out
+            tr = env_step(task, k, state, action, task.default_params)
+            out = (obs, action, tr.next_obs, tr.reward, alive)
+            return (tr.obs, tr.state, alive & ~(tr.terminated | tr.truncated)), out
 
         _, out = jax.lax.scan(body, (obs, state, jnp.bool_(True)), jax.random.split(k_run, max_steps))
         return out
@@ -73,7 +74,7 @@ def transition_histograms(proxy: str | Path, out: str | Path, agent: str = "ddqn
     def one_agent(key):
         k_hp, k_train, k_test = jax.random.split(key, 3)
         hp = module.sample_hparams(k_hp, config, vary_hparams)
-        result = train(k_train, loaded.params, hp)
+        result = train(k_train, se.default_params, hp)
         if result.replay is None:
             raise UsageError(f"agent {agent!r} keeps no replay buffer to read its training transitions from; "
                              "use a replay-based agent such as ddqn")
@@ -85,7 +86,7 @@ def transition_histograms(proxy: str | Path, out: str | Path, agent: str = "ddqn
     filled = np.arange(replay.reward.shape[1])[None, :] < np.asarray(replay.size)[:, None]
     alive = np.asarray(alive, bool)
     real_obs, real_action = np.asarray(obs)[alive], np.asarray(action)[alive]
-    pred_next, pred_reward, _ = jax.device_get(jax.jit(jax.vmap(lambda o, a: se.predict(loaded.params, o, a)))(
+    pred_next, pred_reward, _ = jax.device_get(jax.jit(jax.vmap(lambda o, a: se.predict(loaded.weights, o, a)))(
         jnp.asarray(real_obs), jnp.asarray(real_action)))
     groups = {
         GROUPS[0]: {"next_obs": np.asarray(replay.next_obs)[filled], "reward": np.asarray(replay.reward)[filled]},

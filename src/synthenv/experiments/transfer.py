@@ -24,12 +24,11 @@ from synthenv.experiments.evaluate import agent_config, train_and_test
 from synthenv.experiments.se_sets import find_se_files
 from synthenv.io.atomic import write_json_atomic, write_text_atomic
 from synthenv.proxies.files import load_se
-from synthenv.training_env import RealEnv
 
 REAL = "real env"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
-# The paper's Fig. 3 numbers (METHOD.md §6): mean test return; training steps mean ± std.
+# The paper's Fig. 3 numbers (Ferreira et al. 2022): mean test return; training steps mean ± std.
 PAPER = {
     "CartPole-v0": {
         "ddqn": {REAL: "190.7; 16,888 ± 24,925", "SE (varied HPs)": "190.7; 6,819 ± 2,340",
@@ -73,9 +72,9 @@ def _load_setting(folder: Path, solved_only: bool) -> Setting:
     for p, se in zip(files, loaded):
         if se.env_id != first.env_id:
             raise UsageError(f"{p} is an SE for {se.env_id}, but {folder} also holds SEs for {first.env_id}")
-        if se.env.config != first.env.config:
+        if se.config != first.config:
             raise UsageError(f"{p} has another SE architecture than the other SEs of {folder}")
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[se.params for se in loaded])
+    stacked = first.env.params_for(jax.tree.map(lambda *xs: jnp.stack(xs), *[se.weights for se in loaded]))
     return Setting(first.env.task, first.env, stacked, len(loaded), first.metadata.get("training_config") or {})
 
 
@@ -131,7 +130,7 @@ def transfer(ses: list[str | Path], agents: list[str], out: str | Path, agents_p
         module = modules[a]
         if name == REAL:
             config, _ = agent_config(module, a, None, spec.id, next(iter(settings.values())).training_config)
-            r = train_and_test(module, config, task, RealEnv(task), "threshold", None, n_real, episodes,
+            r = train_and_test(module, config, task, task, "threshold", None, n_real, episodes,
                                True, seed, n_devices)
         else:
             st = settings[name]

@@ -101,15 +101,21 @@ class TrainSEConfig:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
 
     def initial_se(self, loaded=None):
-        """The SE file ``init_se`` as a ``LoadedSE`` (``loaded``: the file already read), checked
+        """The SE file ``init_se`` as a ``LoadedProxy`` (``loaded``: the file already read), checked
         against this run's task and architecture (after ``validate``, which checks that it exists)."""
         from synthenv.proxies.files import load_se
 
         loaded = loaded or load_se(self.init_se, env_id=self.env)
-        if loaded.env.config != self.se:
-            raise UsageError(f"init_se: {self.init_se} has the SE architecture {asdict(loaded.env.config)}, "
+        if loaded.config != self.se:
+            raise UsageError(f"init_se: {self.init_se} has the SE architecture {asdict(loaded.config)}, "
                              f"this run {asdict(self.se)}")
         return loaded
+
+    def proxy_env(self, task):
+        """The (unbound) proxy environment this run learns, for ``task``: an SE of ``se``'s architecture."""
+        from synthenv.proxies.registry import PROXIES
+
+        return PROXIES["synthetic_env"].env_type(task, self.se)
 
     def solved_score(self) -> float:
         return get_spec(self.env).solved_threshold if self.target_score is None else self.target_score
@@ -154,7 +160,7 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
         from synthenv.proxies.files import load_se
 
         initial = load_se(top["init_se"], env_id=env)
-        se_base = initial.env.config  # the file's architecture
+        se_base = initial.config  # the file's architecture
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
                         se=replace(se_base, **(se or {})),
                         agent=resolve(preset, **(agent or {})), **top)

@@ -26,18 +26,18 @@ class GenerationStats(NamedTuple):
     """The unperturbed agents' mean score per inner algorithm of the generation."""
 
 
-def make_member(agent, se_env, task, unravel, agent_config, shapes, eval_episodes):
-    """``member(flat_se_params, hp, key)``: train a fresh ``agent`` (an agent module) on the SE, score
-    it on the real task.
+def make_member(agent, proxy_env, task, unravel, agent_config, shapes, eval_episodes):
+    """``member(flat_weights, hp, key)``: train a fresh ``agent`` (an ``InnerAgent``) on the proxy env
+    with these weights, score it on the real task.
 
-    A member whose SE produced inf/NaN (or whose training diverged) gets the task's worst return.
+    A member whose proxy produced inf/NaN (or whose training diverged) gets the task's worst return.
     """
-    train = agent.make_train(agent_config, se_env, shapes, stop_rule="converged")
+    train = agent.make_train(agent_config, proxy_env, shapes, stop_rule="converged")
     evaluate = make_evaluate(task, agent.make_policy(agent_config), eval_episodes)
 
     def member(flat, hp, key):
         k_train, k_eval = jax.random.split(key)
-        result = train(k_train, unravel(flat), hp)
+        result = train(k_train, proxy_env.params_for(unravel(flat)), hp)
         returns, real_steps = evaluate(k_eval, result.params, hp)
         score = jnp.where(result.diverged, task.spec.min_return, jnp.mean(returns))
         return score, result.steps, result.episodes, result.diverged, real_steps

@@ -1,6 +1,6 @@
 """Evolution strategies over a flat proxy-weight vector, with one pure ask/tell interface.
 
-``PaperNES`` is the paper's NES exactly (METHOD.md §2); ``Evosax`` wraps evosax's OpenES and SNES.
+``PaperNES`` is the paper's NES exactly (Ferreira et al. 2022); ``Evosax`` wraps evosax's OpenES and SNES.
 All strategies *maximise* the score; evosax minimises, so it gets ``-score``.
 """
 

@@ -1,5 +1,6 @@
-"""Learned proxies of a real task: synthetic environments (SEs)."""
+"""Learned proxies of a real task (synthetic environments), their protocol and their model files."""
 
-from synthenv.proxies.se import SEConfig, SyntheticEnv
+from synthenv.proxies.protocol import ProxyEnv, ProxyKind
+from synthenv.proxies.se import SEConfig, SEParams, SyntheticEnv
 
-__all__ = ["SEConfig", "SyntheticEnv"]
+__all__ = ["ProxyEnv", "ProxyKind", "SEConfig", "SEParams", "SyntheticEnv"]

@@ -1,8 +1,14 @@
-"""Save and load SEs as model files, and the user-facing loaded SE (``synthenv.load``)."""
+"""Proxy model files (save, load with every check) and the loaded proxy users get from ``synthenv.load``.
+
+A loaded proxy leaves synthenv through adapters: ``as_gymnax()`` (a gymnax environment with the
+weights bound, also registered with ``gymnax.register``), ``as_gymnasium()`` and
+``as_gymnasium_vector(n)`` (NumPy, no JAX needed by the user).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import hashlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,66 +19,135 @@ from flax import traverse_util
 
 from synthenv.errors import UsageError
 from synthenv.io import model_files
-from synthenv.proxies.se import SEConfig, SEState, SyntheticEnv
-from synthenv.training_env import Transition
-from synthenv.tasks.registry import get_spec, make_task
+from synthenv.proxies.protocol import ProxyEnv, ProxyKind
+from synthenv.proxies.registry import get_kind, kind_of
+from synthenv.tasks.real import make_task
+from synthenv.tasks.registry import get_spec
 
-KIND = "synthetic_env"
 
-
-def save_se(path: str | Path, se: SyntheticEnv, params: Any, training_config: dict, generation: int,
-            score: float) -> None:
-    spec = se.task.spec
-    tensors = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+def save_proxy(path: str | Path, env: ProxyEnv, weights: Any, training_config: dict, generation: int,
+               score: float) -> None:
+    """Write ``weights`` of the proxy ``env`` as a model file (atomically)."""
+    spec = env.spec
+    tensors = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(weights, sep="/").items()}
+    action_space = ({"shape": [spec.action_dim], "low": -spec.action_high, "high": spec.action_high}
+                    if spec.continuous else {"n": spec.n_actions})
     model_files.save(path, tensors, {
-        "kind": KIND,
+        "kind": kind_of(env).file_kind,
         "env_id": spec.id,
         "observation_space": {"shape": [spec.obs_dim], "dtype": "float32"},
-        "action_space": {"n": spec.n_actions},
-        "architecture": asdict(se.config),
+        "action_space": action_space,
+        "architecture": asdict(env.config),
         "training_config": training_config,
         "generation": generation,
         "score": score,
     })
 
 
-class LoadedSE:
-    """A learned SE ready to step: gymnax-style ``reset(key)`` and ``step(key, state, action)``."""
+_GYMNAX_IDS: dict[str, str] = {}  # gymnax id -> the model file registered under it
 
-    def __init__(self, env: SyntheticEnv, params: Any, metadata: dict):
-        self.env = env
-        self.params = params
-        self.metadata = metadata
+
+@dataclass(frozen=True)
+class LoadedProxy:
+    """A learned proxy from a model file: its kind, its environment (weights bound) and metadata."""
+
+    kind: ProxyKind
+    env: ProxyEnv
+    metadata: dict
+    path: Path
 
     @property
     def env_id(self) -> str:
-        return self.env.task.spec.id
+        return self.env.spec.id
 
-    def reset(self, key: jax.Array) -> tuple[jax.Array, SEState]:
-        return self.env.reset(key, self.params)
+    @property
+    def config(self):
+        """The architecture (e.g. ``SEConfig``)."""
+        return self.env.config
 
-    def step(self, key: jax.Array, state: SEState, action) -> Transition:
-        return self.env.step(key, state, jnp.asarray(action, jnp.int32), self.params)
+    @property
+    def weights(self) -> Any:
+        return self.env.weights
+
+    params = weights  # the name earlier versions used
+
+    @property
+    def training_config(self) -> dict:
+        return self.metadata.get("training_config") or {}
+
+    @property
+    def gymnax_id(self) -> str:
+        """The id ``as_gymnax()`` registers this file under: ``synthenv/<file stem>`` (a short hash of
+        the path is appended when another file with the same stem was registered first)."""
+        base = f"synthenv/{self.path.stem}"
+        owner = _GYMNAX_IDS.get(base)
+        if owner is None or owner == str(self.path.resolve()):
+            return base
+        return f"{base}-{hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:8]}"
+
+    def as_gymnax(self) -> ProxyEnv:
+        """A gymnax 1.x ``Environment`` with the learned weights as ``default_params``: ``reset(key)``,
+        ``step(key, state, action)``, ``jit``/``vmap``, gymnax's wrappers. Also registered, so that
+        ``gymnax.make(proxy.gymnax_id)`` builds it."""
+        import gymnax
+
+        gid, env = self.gymnax_id, self.env
+        if gid not in gymnax.registered_envs:
+            gymnax.register(gid, lambda **kwargs: env)
+            _GYMNAX_IDS[gid] = str(self.path.resolve())
+        return env
+
+    def as_gymnasium(self, render_mode: str | None = None):
+        """A ``gymnasium.Env`` stepping the proxy with NumPy (seeded through ``reset(seed=...)``)."""
+        from synthenv.adapters.gymnasium_env import make_gymnasium_env
+
+        return make_gymnasium_env(self.env.spec, self.config, _numpy(self.weights), render_mode=render_mode)
+
+    def as_gymnasium_vector(self, num_envs: int):
+        """A ``gymnasium.vector.VectorEnv`` of ``num_envs`` copies, stepped in one NumPy batch."""
+        from synthenv.adapters.gymnasium_env import make_gymnasium_vector_env
+
+        if num_envs < 1:
+            raise UsageError(f"num_envs must be >= 1, got {num_envs}")
+        return make_gymnasium_vector_env(self.env.spec, self.config, _numpy(self.weights), num_envs)
 
     def __repr__(self) -> str:
         m = self.metadata
-        return f"LoadedSE(env_id={self.env_id!r}, generation={m.get('generation')}, score={m.get('score')})"
+        return (f"LoadedProxy(kind={self.kind.name!r}, env_id={self.env_id!r}, generation={m.get('generation')}, "
+                f"score={m.get('score')})")
 
 
-def load_se(path: str | Path, env_id: str | None = None) -> LoadedSE:
-    tensors, meta = model_files.load(path, kind=KIND, env_id=env_id)
+def _numpy(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def load_proxy(path: str | Path, env_id: str | None = None, kind: str | None = None) -> LoadedProxy:
+    """Read a model file with every check (one-line ``UsageError`` each): a valid synthenv file of a
+    known proxy kind (``kind``, when given), learned for ``env_id`` (when given), whose tensors match
+    the architecture in its metadata."""
+    path = Path(path)
+    tensors, meta = model_files.load(path, kind=kind, env_id=env_id)
+    proxy_kind = get_kind(meta.get("kind"))
     try:
         spec = get_spec(meta["env_id"])
-        config = SEConfig(**meta["architecture"])
+        config = proxy_kind.config_type(**meta["architecture"])
     except (KeyError, TypeError) as e:
-        raise UsageError(f"{path} has incomplete SE metadata ({e})") from None
-    se = SyntheticEnv(make_task(spec.id), config)
-    template = traverse_util.flatten_dict(se.init(jax.random.key(0)), sep="/")
+        raise UsageError(f"{path} has incomplete {proxy_kind.name.upper()} metadata ({e})") from None
+    env = proxy_kind.env_type(make_task(spec.id), config)
+    template = traverse_util.flatten_dict(env.init(jax.random.key(0)), sep="/")
     if set(template) != set(tensors):
-        raise UsageError(f"{path}: tensor names do not match the SE architecture in its metadata")
+        raise UsageError(f"{path}: tensor names do not match the {proxy_kind.name.upper()} architecture in its metadata")
     for name, t in template.items():
         if tuple(t.shape) != tuple(tensors[name].shape):
             raise UsageError(f"{path}: tensor {name} has shape {tuple(tensors[name].shape)}, "
                              f"expected {tuple(t.shape)}")
-    params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in tensors.items()}, sep="/")
-    return LoadedSE(se, params, meta)
+    weights = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in tensors.items()}, sep="/")
+    return LoadedProxy(proxy_kind, env.bind(weights), meta, path)
+
+
+SE_KIND = "synthetic_env"
+
+
+def load_se(path: str | Path, env_id: str | None = None) -> LoadedProxy:
+    """``load_proxy`` that also checks the file holds a synthetic environment."""
+    return load_proxy(path, env_id, kind=SE_KIND)

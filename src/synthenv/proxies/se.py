@@ -2,23 +2,24 @@
 
 Three separate MLPs (next state, reward, done) each read ``concat(one_hot(action), state)``. The
 initial state comes from the real task's reset distribution; an episode ends when the done output
-exceeds 0.5 or at the task's step cap. The SE is stepped like a gymnax env: pure functions with
-explicit parameters (the SE weights) and keys.
+exceeds 0.5 (terminated) or at the task's step cap (truncated). The SE is a gymnax environment whose
+params (:class:`SEParams`) carry its weights, so one compiled function steps a whole population of
+SEs under ``vmap``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import struct
 
+from synthenv.environment import TaskEnv
 from synthenv.errors import UsageError
 from synthenv.nets import ACTIVATIONS, activation_fn
-from synthenv.tasks.registry import Task
-from synthenv.training_env import TaskBound, Transition
 
 
 @dataclass(frozen=True)
@@ -68,43 +69,74 @@ class SENetwork(nn.Module):
         return next_obs, reward, done
 
 
-class SEState(NamedTuple):
+@struct.dataclass
+class SEState:
     obs: jax.Array
-    t: jax.Array
+    time: jax.Array
 
 
-class SyntheticEnv(TaskBound):
-    """An SE bound to a real task (for its reset distribution, spaces and step cap)."""
+@struct.dataclass
+class SEParams:
+    """The env params of an SE: its network weights (a pytree) and the task's step cap (static)."""
 
-    def __init__(self, task: Task, config: SEConfig = SEConfig()):
+    weights: Any
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=200)
+
+
+class SyntheticEnv(TaskEnv):
+    """An SE for a real task: the task gives the first state, the spaces and the step cap.
+
+    ``weights`` (optional) binds the SE's weights as ``default_params``, so that ``reset(key)`` and
+    ``step(key, state, action)`` work without params, as with any gymnax environment.
+    """
+
+    def __init__(self, task, config: SEConfig = SEConfig(), weights: Any = None):
         config.validate()
         if task.continuous:
             raise UsageError(f"SEs are implemented for discrete-action tasks only; {task.spec.id} is continuous")
-        super().__init__(task)
+        super().__init__(task.spec)
+        self.task = task
         self.config = config
         self.network = SENetwork(task.obs_dim, task.n_actions, config)
+        self.weights = weights
 
     def init(self, key: jax.Array) -> Any:
         """Fresh SE weights (flax default init, as the paper: no pre-training)."""
         dummy = jnp.zeros((self.obs_dim,), jnp.float32)
         return self.network.init(key, dummy, jnp.int32(0))["params"]
 
-    def reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, SEState]:
-        obs, _ = self.task.reset(key)
+    def params_for(self, weights: Any) -> SEParams:
+        """The env params that make this SE step with ``weights``."""
+        return SEParams(weights, self.spec.max_steps)
+
+    def bind(self, weights: Any) -> "SyntheticEnv":
+        """The same SE with ``weights`` as its default params."""
+        return SyntheticEnv(self.task, self.config, weights)
+
+    @property
+    def default_params(self) -> SEParams:
+        if self.weights is None:
+            raise ValueError("this SyntheticEnv has no weights bound: pass params=env.params_for(weights)")
+        return self.params_for(self.weights)
+
+    def predict(self, weights: Any, obs: jax.Array, action: jax.Array):
+        """Raw network outputs ``(next_obs, reward, done_value)`` for a state-action pair."""
+        return self.network.apply({"params": weights}, obs, action)
+
+    def reset_env(self, key: jax.Array, params: SEParams):
+        obs, _ = self.task.reset_env(key, self.task.default_params)
         return obs, SEState(obs, jnp.int32(0))
 
-    def predict(self, params: Any, obs: jax.Array, action: jax.Array):
-        """Raw network outputs ``(next_obs, reward, done_value)`` for a state-action pair."""
-        return self.network.apply({"params": params}, obs, action)
-
-    def step(self, key: jax.Array, state: SEState, action: jax.Array, params: Any) -> Transition:
-        next_obs, reward, done_value = self.predict(params, state.obs, action)
+    def step_env(self, key: jax.Array, state: SEState, action: jax.Array, params: SEParams):
+        next_obs, reward, done_value = self.predict(params.weights, state.obs, jnp.asarray(action, jnp.int32))
         bad = ~(jnp.all(jnp.isfinite(next_obs)) & jnp.isfinite(reward) & jnp.isfinite(done_value))
         next_obs = jnp.where(bad, 0.0, next_obs)
         reward = jnp.where(bad, 0.0, reward)
         done_value = jnp.where(bad, 1.0, done_value)
-        t = state.t + 1
         terminated = (done_value > 0.5) | bad
-        truncated = ~terminated & (t >= self.max_steps)
         td_done = done_value if self.config.raw_done_in_td else terminated.astype(jnp.float32)
-        return Transition(next_obs, SEState(next_obs, t), reward, terminated, truncated, td_done, bad)
+        info = {"td_done": td_done, "bad": bad, "done_value": done_value}
+        return next_obs, SEState(next_obs, state.time + 1), reward, terminated, info
+
+    def is_terminated(self, state: SEState, params: SEParams) -> jax.Array:
+        return jnp.bool_(False)  # only known from a step's done output

@@ -1,5 +1,6 @@
-"""Real tasks (JAX, via gymnax) and the registry that knows their step caps and solved thresholds."""
+"""Real tasks: the registry (step caps, solved thresholds; ``registry``) and the gymnax environments
+behind it (``real.make_task(id)``)."""
 
-from synthenv.tasks.registry import TASKS, Task, TaskSpec, make_task
+from synthenv.tasks.registry import TASKS, TaskSpec, get_spec
 
-__all__ = ["TASKS", "Task", "TaskSpec", "make_task"]
+__all__ = ["TASKS", "TaskSpec", "get_spec"]

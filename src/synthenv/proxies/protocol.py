@@ -1,0 +1,54 @@
+"""The proxy protocol: what a kind of learned proxy (an SE today, reward networks next) provides.
+
+A proxy kind is a gymnax environment class for a real task whose params carry the proxy's weights,
+plus the facts the ES, model files, ``synthenv.load`` and the CLI need: its model-file kind, its
+architecture config (validated) and how to build, initialise and bind it. Adding a kind is one
+module with a :class:`ProxyEnv` class and one entry in ``synthenv.proxies.registry``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+
+from synthenv.tasks.registry import TaskSpec
+
+
+@runtime_checkable
+class ProxyEnv(Protocol):
+    """A gymnax ``Environment`` for ``spec``'s task whose params carry proxy weights."""
+
+    spec: TaskSpec
+    config: Any  # the architecture (a frozen dataclass)
+    weights: Any  # the bound weights (``default_params``), or None
+
+    def init(self, key: jax.Array) -> Any:
+        """Fresh weights."""
+
+    def params_for(self, weights: Any) -> Any:
+        """The env params that make the proxy step with ``weights`` (traceable, vmappable)."""
+
+    def bind(self, weights: Any) -> "ProxyEnv":
+        """The same proxy with ``weights`` as its default params."""
+
+
+@dataclass(frozen=True)
+class ProxyKind:
+    """One kind of proxy, as the registry lists it."""
+
+    name: str
+    """Short name (``se``)."""
+    file_kind: str
+    """The ``kind`` written into model files (``synthetic_env``)."""
+    config_type: type
+    """The architecture dataclass; ``config_type(**metadata["architecture"])`` rebuilds it."""
+    env_type: type
+    """The :class:`ProxyEnv` class; ``env_type(real_task, config)`` is the unbound proxy env and
+    raises ``UsageError`` for an unsupported task or an invalid config."""
+    summary: str = ""
+
+    def wrap(self, task, config, weights) -> ProxyEnv:
+        """The proxy env for ``task`` with ``weights`` bound (a ready-to-step gymnax environment)."""
+        return self.env_type(task, config).bind(weights)

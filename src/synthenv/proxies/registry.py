@@ -1,0 +1,27 @@
+"""Proxy kinds by model-file kind (``synthenv.proxies.protocol.ProxyKind``)."""
+
+from __future__ import annotations
+
+from synthenv.errors import UsageError
+from synthenv.proxies.protocol import ProxyKind
+from synthenv.proxies.se import SEConfig, SyntheticEnv
+
+PROXIES: dict[str, ProxyKind] = {
+    "synthetic_env": ProxyKind("se", "synthetic_env", SEConfig, SyntheticEnv,
+                               "synthetic environment: learned dynamics, reward and done (discrete actions)"),
+}
+
+
+def get_kind(file_kind: str) -> ProxyKind:
+    try:
+        return PROXIES[file_kind]
+    except KeyError:
+        raise UsageError(f"unknown proxy kind {file_kind!r}; known kinds: {', '.join(PROXIES)}") from None
+
+
+def kind_of(env) -> ProxyKind:
+    """The registered kind of a proxy env."""
+    for kind in PROXIES.values():
+        if isinstance(env, kind.env_type):
+            return kind
+    raise UsageError(f"{type(env).__name__} is not a registered proxy kind")

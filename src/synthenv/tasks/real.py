@@ -1,0 +1,53 @@
+"""A real task as a gymnax environment: gymnax's dynamics with the registry's step cap.
+
+CartPole-v0 is gymnax's CartPole-v1 with ``max_steps_in_episode=200``; every task's cap lives in its
+params, so ``truncated`` is ``time >= cap`` (gymnax's own rule) and ``terminated`` only the task's
+terminal condition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from synthenv.environment import TaskEnv
+from synthenv.tasks.registry import TaskSpec, get_spec
+
+
+class RealTask(TaskEnv):
+    """The real dynamics of a registered task (``make_task(id)`` builds one)."""
+
+    def __init__(self, spec: TaskSpec):
+        import gymnax
+
+        super().__init__(spec)
+        self.backend, params = gymnax.make(spec.gymnax_id)
+        self._params = params.replace(max_steps_in_episode=spec.max_steps)
+
+    @property
+    def default_params(self):
+        return self._params
+
+    def step_env(self, key: jax.Array, state: Any, action: jax.Array, params: Any):
+        obs, state, reward, terminated, info = self.backend.step_env(key, state, action, params)
+        return (obs.astype(jnp.float32), _strong(state), jnp.asarray(reward, jnp.float32),
+                jnp.asarray(terminated, bool), info)
+
+    def reset_env(self, key: jax.Array, params: Any):
+        obs, state = self.backend.reset_env(key, params)
+        return obs.astype(jnp.float32), _strong(state)
+
+    def is_terminated(self, state: Any, params: Any) -> jax.Array:
+        return self.backend.is_terminated(state, params)
+
+
+def _strong(state):
+    """The backend's state with its step counter as int32 (gymnax resets it to a Python 0)."""
+    return state.replace(time=jnp.asarray(state.time, jnp.int32))
+
+
+def make_task(task_id: str) -> RealTask:
+    """The real task ``task_id`` (a one-line ``UsageError`` for an unknown id)."""
+    return RealTask(get_spec(task_id))
