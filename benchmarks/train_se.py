@@ -1,9 +1,10 @@
 """Wall time to a solved SE with the default config, over several seeds, each in a fresh process.
 
-Prints per seed: generations, solved, compile seconds, total wall seconds (compile included), median
-seconds per generation, agent-steps per second (inner training steps of all agents / generation time),
+Prints per seed (one JSON line each): generations, solved, compile seconds, total wall seconds
+(compile included), median seconds per generation, agent-steps per second (inner training steps of all agents / generation time),
 real-env steps, peak RSS, and the mean real return of 16 fresh DDQN agents with varied HPs trained only
-on the learned SE (the README's evaluate command). Usage:
+on the learned SE (the README's evaluate command); then the sweep's summary (solve rate, median and
+worst evaluation, median and maximum wall time). Usage:
 
     python benchmarks/train_se.py --env CartPole-v0 --seeds 0 1 2
     python benchmarks/train_se.py --seeds 0 1 --set es.strategy=open_es --set agent.proxy_min_steps=500
@@ -88,8 +89,19 @@ def main() -> None:
                "process_s": round(time.perf_counter() - t, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("median wall to SE (s):", statistics.median(r["wall_to_se_s"] for r in rows))
-    print("median eval mean return:", statistics.median(r["eval_mean_return"] for r in rows))
+    print(json.dumps(summarize(rows)))
+
+
+def summarize(rows: list[dict]) -> dict:
+    """The sweep as a distribution over seeds: solve rate, median and worst of the fresh-agent
+    evaluation, median and maximum wall time (every seed counts, solved or not)."""
+    walls = [r["wall_to_se_s"] for r in rows]
+    evals = [r["eval_mean_return"] for r in rows]
+    return {"seeds": len(rows), "solve_rate": sum(r["solved"] for r in rows) / len(rows),
+            "wall_to_se_s_median": statistics.median(walls), "wall_to_se_s_max": max(walls),
+            "generations_median": statistics.median(r["generations"] for r in rows),
+            "eval_mean_return_median": statistics.median(evals), "eval_mean_return_worst": min(evals),
+            "real_env_steps_median": statistics.median(r["real_env_steps"] for r in rows)}
 
 
 if __name__ == "__main__":

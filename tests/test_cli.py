@@ -83,7 +83,7 @@ def test_evaluate_help_shows_types_and_real_defaults(capsys, monkeypatch):
     assert h["--seed"].startswith("--seed INT") and "(default: 0)" in h["--seed"]
     assert "(default: 16)" in h["--agents"] and "(default: ddqn)" in h["--agent"]
     assert h["--devices"].startswith("--devices INT") and "(default: one per core)" in h["--devices"]
-    assert h["--json"].startswith("--json PATH") and "(default: small" in h["--preset"]
+    assert h["--json"].startswith("--json PATH") and "(default: on the real task small" in h["--preset"]
     assert h["--vary-hparams"].startswith("--vary-hparams, --no-vary-hparams")
 
 

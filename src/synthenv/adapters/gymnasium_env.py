@@ -195,6 +195,8 @@ def _reset_sampler(gymnax_id: str):
         import jax
         import jax.numpy as jnp
 
+        if gymnax_id.startswith("synthenv/"):
+            import synthenv.tasks.cliff  # noqa: F401  (registers synthenv's own gymnax tasks)
         env, env_params = gymnax.make(gymnax_id)
 
         @jax.jit

@@ -1,6 +1,8 @@
-"""Learned proxies of a real task (synthetic environments), their protocol and their model files."""
+"""Learned proxies of a real task (synthetic environments, reward networks), their protocol and their
+model files."""
 
 from synthenv.proxies.protocol import ProxyEnv, ProxyKind
+from synthenv.proxies.rn import RewardNetEnv, RNConfig, RNParams
 from synthenv.proxies.se import SEConfig, SEParams, SyntheticEnv
 
-__all__ = ["ProxyEnv", "ProxyKind", "SEConfig", "SEParams", "SyntheticEnv"]
+__all__ = ["ProxyEnv", "ProxyKind", "RNConfig", "RNParams", "RewardNetEnv", "SEConfig", "SEParams", "SyntheticEnv"]

@@ -44,6 +44,7 @@ def save_proxy(path: str | Path, env: ProxyEnv, weights: Any, training_config: d
     })
 
 
+SE_KIND = "synthetic_env"
 _GYMNAX_IDS: dict[str, str] = {}  # gymnax id -> the model file registered under it
 
 
@@ -62,7 +63,7 @@ class LoadedProxy:
 
     @property
     def config(self):
-        """The architecture (e.g. ``SEConfig``)."""
+        """The architecture (``SEConfig``, ``RNConfig``)."""
         return self.env.config
 
     @property
@@ -97,16 +98,23 @@ class LoadedProxy:
             _GYMNAX_IDS[gid] = str(self.path.resolve())
         return env
 
+    def _check_se(self, adapter: str) -> None:
+        if self.kind.file_kind != SE_KIND:
+            raise UsageError(f"{adapter}() is available for synthetic environments; {self.path} holds a "
+                             f"{self.kind.name.upper()} (use as_gymnax())")
+
     def as_gymnasium(self, render_mode: str | None = None):
-        """A ``gymnasium.Env`` stepping the proxy with NumPy (seeded through ``reset(seed=...)``)."""
+        """A ``gymnasium.Env`` stepping the SE with NumPy (seeded through ``reset(seed=...)``)."""
         from synthenv.adapters.gymnasium_env import make_gymnasium_env
 
+        self._check_se("as_gymnasium")
         return make_gymnasium_env(self.env.spec, self.config, _numpy(self.weights), render_mode=render_mode)
 
     def as_gymnasium_vector(self, num_envs: int):
         """A ``gymnasium.vector.VectorEnv`` of ``num_envs`` copies, stepped in one NumPy batch."""
         from synthenv.adapters.gymnasium_env import make_gymnasium_vector_env
 
+        self._check_se("as_gymnasium_vector")
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
         return make_gymnasium_vector_env(self.env.spec, self.config, _numpy(self.weights), num_envs)
@@ -144,8 +152,6 @@ def load_proxy(path: str | Path, env_id: str | None = None, kind: str | None = N
     weights = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in tensors.items()}, sep="/")
     return LoadedProxy(proxy_kind, env.bind(weights), meta, path)
 
-
-SE_KIND = "synthetic_env"
 
 
 def load_se(path: str | Path, env_id: str | None = None) -> LoadedProxy:

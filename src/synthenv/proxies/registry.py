@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from synthenv.errors import UsageError
 from synthenv.proxies.protocol import ProxyKind
+from synthenv.proxies.rn import RewardNetEnv, RNConfig
 from synthenv.proxies.se import SEConfig, SyntheticEnv
 
 PROXIES: dict[str, ProxyKind] = {
     "synthetic_env": ProxyKind("se", "synthetic_env", SEConfig, SyntheticEnv,
                                "synthetic environment: learned dynamics, reward and done (discrete actions)"),
+    "reward_network": ProxyKind("rn", "reward_network", RNConfig, RewardNetEnv,
+                                "reward network: real dynamics, learned reward (four variants)"),
 }
 
 

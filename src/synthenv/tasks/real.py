@@ -23,6 +23,8 @@ class RealTask(TaskEnv):
         import gymnax
 
         super().__init__(spec)
+        if spec.gymnax_id.startswith("synthenv/"):
+            import synthenv.tasks.cliff  # noqa: F401  registers the synthenv/ gymnax ids (the cliff tasks)
         self.backend, params = gymnax.make(spec.gymnax_id)
         self._params = params.replace(max_steps_in_episode=spec.max_steps)
 

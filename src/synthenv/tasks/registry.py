@@ -38,6 +38,16 @@ TASKS: dict[str, TaskSpec] = {
     "Pendulum-v1": TaskSpec("Pendulum-v1", "Pendulum-v1", 200, -200.0, -3300.0, 3, 0, 1, 2.0),
     "MountainCarContinuous-v0": TaskSpec("MountainCarContinuous-v0", "MountainCarContinuous-v0", 999,
                                          90.0, -99.9, 2, 0, 1, 1.0),
+    # Cliff walking on the 4x12 grid (synthenv.tasks.cliff), one-hot cell observations.
+    # Cliff-v0 is the reward-network paper's: the cliff is terminal (-100), the goal step rewards 0,
+    # so the optimum is -12 and -20 is the paper's threshold; worst return: 49 x (-1) then the cliff.
+    "Cliff-v0": TaskSpec("Cliff-v0", "synthenv/Cliff-v0", 50, -20.0, -149.0, 48, 4),
+    # CliffWalking-v1 is Gymnasium's: the cliff sends the agent back to the start (-100), the goal step
+    # rewards -1, so every goal-reaching return is 1 lower than in Cliff-v0 (optimum -13). -21 is
+    # the paper's -20 shifted by that 1: it accepts the same episodes (the goal in at most 21 steps,
+    # no fall). Cap 200 (Gymnasium has none); every step can fall: worst return 200 x (-100).
+    "CliffWalking-v1": TaskSpec("CliffWalking-v1", "synthenv/CliffWalking-v1", 200, -21.0, -20000.0,
+                                48, 4),
 }
 
 

@@ -1,0 +1,185 @@
+"""Reward networks (RNs) of Ferreira et al. (2022): the real task's dynamics with a learned reward.
+
+An RN keeps everything of the real task (its first-state distribution, its transitions, its
+termination and its step cap) and changes only the reward the agent learns from. One MLP reads a
+state (the observation; a grid task's observation is already its one-hot cell) and gives one
+number. Four variants use that number:
+
+- ``exclusive-potential``: the reward is ``gamma * Phi(s') - Phi(s)`` (potential-based shaping alone);
+- ``additive-potential``: ``r + gamma * Phi(s') - Phi(s)`` (the real reward plus the shaping);
+- ``exclusive``: ``N(s')`` (the network's output for the next state replaces the reward);
+- ``additive``: ``r + N(s')``.
+
+Potential-based shaping leaves the optimal policies of the task unchanged only when the potential
+of a terminal state is 0, so that the shaping terms of an episode telescope to ``-Phi(s_0)``. With
+``terminal_potential_zero`` (the default) ``Phi(s') := 0`` where the step terminated; ``False``
+uses the network's ``Phi`` of the terminal observation as it is (what the original implementation
+does). Truncation at the step cap is not termination: the episode is cut, the state is not terminal,
+so ``Phi(s')`` is never zeroed there. ``gamma`` is the agent's discount the shaping is written for.
+
+The real reward travels in ``info["real_reward"]``. If the network gives a non-finite output on a
+step (``Phi(s)``, ``Phi(s')`` or ``N(s')``), ``info["bad"]`` is True and the step's reward is 0; the
+dynamics are the real task's either way. The RN is a gymnax environment whose params
+(:class:`RNParams`) carry its weights and the real task's own params, so one compiled function steps
+a population of RNs under ``vmap`` (build the params with ``params_for`` inside the vmapped function,
+or stack ``task_params`` along with the weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from synthenv.environment import TaskEnv
+from synthenv.errors import UsageError
+from synthenv.nets import ACTIVATIONS
+from synthenv.proxies.se import _MLP
+
+VARIANTS = ("exclusive-potential", "additive-potential", "exclusive", "additive")
+POTENTIAL_VARIANTS = ("exclusive-potential", "additive-potential")
+ADDITIVE_VARIANTS = ("additive-potential", "additive")
+
+
+@dataclass(frozen=True)
+class RNConfig:
+    """Architecture of a reward network: the variant, the MLP and the shaping's discount."""
+
+    variant: str = "additive-potential"
+    """One of ``VARIANTS``: how the network's output makes the reward (see the module docstring)."""
+    hidden: int = 64
+    layers: int = 1
+    activation: str = "prelu"
+    gamma: float = 0.99
+    """The agent's discount, used by the potential variants' ``gamma * Phi(s') - Phi(s)``."""
+    terminal_potential_zero: bool = True
+    """``Phi`` of a terminal state is 0 (sound shaping); False: the network's ``Phi`` of it as is."""
+
+    @property
+    def potential(self) -> bool:
+        return self.variant in POTENTIAL_VARIANTS
+
+    @property
+    def additive(self) -> bool:
+        return self.variant in ADDITIVE_VARIANTS
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UsageError(f"unknown RN variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        for name in ("hidden", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"RN {name} must be an integer >= 1, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise UsageError(f"unknown RN activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or not 0 <= self.gamma <= 1:
+            raise UsageError(f"RN gamma must be a number in [0, 1], got {self.gamma!r}")
+        if not isinstance(self.terminal_potential_zero, bool):
+            raise UsageError(f"RN terminal_potential_zero must be true or false, got {self.terminal_potential_zero!r}")
+
+
+class RNNetwork(nn.Module):
+    """The RN's MLP: a state to one number (``Phi`` for the potential variants, ``N`` otherwise)."""
+
+    config: RNConfig
+
+    @nn.compact
+    def __call__(self, obs):
+        c = self.config
+        return _MLP(c.hidden, c.layers, c.activation, 1, name="reward_net")(obs)[..., 0]
+
+
+@struct.dataclass
+class RNState:
+    """The real task's state and the observation of it (what ``Phi(s)`` reads on the next step)."""
+
+    task_state: Any
+    obs: jax.Array
+
+    @property
+    def time(self) -> jax.Array:
+        return self.task_state.time
+
+
+@struct.dataclass
+class RNParams:
+    """The env params of an RN: its network weights, the real task's params (both pytrees) and the
+    task's step cap (static)."""
+
+    weights: Any
+    task_params: Any
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=200)
+
+
+class RewardNetEnv(TaskEnv):
+    """An RN for a real task (discrete or continuous actions): the task's dynamics, a learned reward.
+
+    ``weights`` (optional) binds the RN's weights as ``default_params``, so that ``reset(key)`` and
+    ``step(key, state, action)`` work without params, as with any gymnax environment.
+    """
+
+    def __init__(self, task, config: RNConfig = RNConfig(), weights: Any = None):
+        if not isinstance(config, RNConfig):
+            raise UsageError(f"an RN needs an RNConfig, got {type(config).__name__}")
+        config.validate()
+        if not isinstance(task, TaskEnv) or isinstance(task, RewardNetEnv):
+            raise UsageError(f"an RN wraps a real task (synthenv.tasks.make_task), got {type(task).__name__}")
+        super().__init__(task.spec)
+        self.task = task
+        self.config = config
+        self.network = RNNetwork(config)
+        self.weights = weights
+
+    def init(self, key: jax.Array) -> Any:
+        """Fresh RN weights (flax default init)."""
+        return self.network.init(key, jnp.zeros((self.obs_dim,), jnp.float32))["params"]
+
+    def params_for(self, weights: Any) -> RNParams:
+        """The env params that make this RN step with ``weights`` (and the task's default params)."""
+        return RNParams(weights, self.task.default_params, self.spec.max_steps)
+
+    def bind(self, weights: Any) -> RewardNetEnv:
+        """The same RN with ``weights`` as its default params."""
+        return RewardNetEnv(self.task, self.config, weights)
+
+    @property
+    def default_params(self) -> RNParams:
+        if self.weights is None:
+            raise ValueError("this RewardNetEnv has no weights bound: pass params=env.params_for(weights)")
+        return self.params_for(self.weights)
+
+    def potential(self, weights: Any, obs: jax.Array) -> jax.Array:
+        """The network's raw output for states ``obs`` (``Phi`` or ``N``; any leading batch axes)."""
+        return self.network.apply({"params": weights}, obs)
+
+    def reset_env(self, key: jax.Array, params: RNParams):
+        obs, task_state = self.task.reset_env(key, params.task_params)
+        return obs, RNState(task_state, obs)
+
+    def step_env(self, key: jax.Array, state: RNState, action: jax.Array, params: RNParams):
+        next_obs, task_state, real_reward, terminated, info = self.task.step_env(
+            key, state.task_state, action, params.task_params)
+        real_reward = jnp.asarray(real_reward, jnp.float32)
+        terminated = jnp.asarray(terminated, bool)
+        c = self.config
+        out_next = self.potential(params.weights, next_obs)
+        if c.potential:
+            out_prev = self.potential(params.weights, state.obs)
+            phi_next = jnp.where(terminated, 0.0, out_next) if c.terminal_potential_zero else out_next
+            learned = c.gamma * phi_next - out_prev
+            finite = jnp.isfinite(out_next) & jnp.isfinite(out_prev)
+        else:
+            learned = out_next
+            finite = jnp.isfinite(out_next)
+        reward = real_reward + learned if c.additive else learned
+        bad = ~(finite & jnp.isfinite(reward))
+        reward = jnp.where(bad, 0.0, reward).astype(jnp.float32)
+        info = {**info, "real_reward": real_reward, "bad": bad}
+        return next_obs, RNState(task_state, next_obs), reward, terminated, info
+
+    def is_terminated(self, state: RNState, params: RNParams) -> jax.Array:
+        return self.task.is_terminated(state.task_state, params.task_params)
