@@ -30,12 +30,19 @@ LEARNING = {
     ("td3", "Pendulum-v1"): (dict(max_steps=15000), 2, 1, -400.0, -900.0),
     ("sac", "Pendulum-v1"): (dict(max_steps=10000), 2, 2024, -400.0, -900.0),
     ("ppo", "Pendulum-v1"): (dict(preset="default", max_steps=40_000), 4, 1, -400.0, -900.0),
+    # Cliff-v0 returns lie in [-149, 0] (optimum -12, threshold -20). Untrained, the all-zero table's
+    # greedy walk (after the one-step budget's single update) loops (-50) or falls (-100).
+    ("q_learning", "Cliff-v0"): (dict(max_steps=5000), 4, 1, -20.0, -40.0),
+    ("sarsa", "Cliff-v0"): (dict(max_steps=5000), 4, 1, -20.0, -40.0),
 }
 FROZEN_ELSEWHERE = {("sac", "CartPole-v0")}
 """Populations whose members all run to the step cap (discrete SAC's training returns stay below the
 threshold), so no member stops early; the agent's frozen check runs on its other task."""
 # Varied-HP populations on the convergence rule, with a loose rule so that members stop apart.
 VARIED = dict(proxy_max_steps=1000, stop_window=2, stop_tolerance=0.2)
+VARIED_TASK = {"q_learning": "Cliff-v0", "sarsa": "Cliff-v0"}
+"""The task of an agent's varied-HP population (default: CartPole-v0 if discrete, else Pendulum-v1):
+the tabular agents need one-hot observations."""
 
 
 def _config(agent, overrides: dict):
@@ -93,11 +100,12 @@ def test_stopped_member_stays_frozen(population):
 @pytest.mark.parametrize("name", list(AGENTS))
 def test_varied_population_equals_members_trained_alone(name):
     agent = get_agent(name)
-    task_id = "CartPole-v0" if agent.DISCRETE else "Pendulum-v1"
+    task_id = VARIED_TASK.get(name, "CartPole-v0" if agent.DISCRETE else "Pendulum-v1")
     config = agent.resolve("small", **VARIED)
     pop = train_population(agent, config, task_id, n=3, seed=5, vary=True, stop_rule="converged")
     res = pop.result
-    assert len(set(np.asarray(pop.hps.hidden).tolist())) > 1, pop.hps  # the HPs really vary
+    varied = "hidden" if "hidden" in agent.HParams._fields else agent.HParams._fields[0]
+    assert len(set(np.asarray(getattr(pop.hps, varied)).tolist())) > 1, pop.hps  # the HPs really vary
     assert np.all(res.steps <= config.proxy_max_steps) and not np.any(res.diverged)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(res.params))
     for i in range(3):

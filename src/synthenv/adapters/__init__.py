@@ -1,1 +1,2 @@
-"""Adapters that take a learned SE out of synthenv into other RL ecosystems (Gymnasium)."""
+"""Adapters that take learned proxies out of synthenv: Gymnasium environments of an SE and a
+Gymnasium reward wrapper for a reward network."""

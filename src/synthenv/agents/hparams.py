@@ -2,10 +2,11 @@
 
 Per agent, each varied field is drawn around the config's base value ``x``: learning rate, batch or
 minibatch size and hidden size log-uniformly in ``[x/3, 3x]`` (sizes rounded), the layer count ``L``
-as ``L-1``, ``L`` or ``L+1`` (never below 1). An agent declares which fields vary by the fields of its
-``HParams`` NamedTuple; :func:`draw` samples any such tuple and :func:`upper` gives the static maximum
-a masked, vmapped population is allocated at. Replay-based agents (DDQN, Dueling DDQN, TD3, SAC)
-share :class:`HParams` and :class:`Shapes` below.
+as ``L-1``, ``L`` or ``L+1`` (never below 1); the tabular agents' step size ``alpha`` and discount
+``gamma`` uniformly in ``[0.1, 1]`` whatever the base (rule ``"uniform01"``). An agent declares
+which fields vary by the fields of its ``HParams`` NamedTuple; :func:`draw` samples any such tuple
+and :func:`upper` gives the static maximum a masked, vmapped population is allocated at.
+Replay-based agents (DDQN, Dueling DDQN, TD3, SAC) share :class:`HParams` and :class:`Shapes` below.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 
 SPREAD = 3.0
 RULES = {"lr": "log", "batch_size": "log_int", "minibatch_size": "log_int", "hidden": "log_int",
-         "layers": "layers"}
+         "layers": "layers", "alpha": "uniform01", "gamma": "uniform01"}
 """How each varied field is drawn (a field not named here cannot vary)."""
 
 
@@ -47,15 +48,24 @@ def sample_layers(key: jax.Array, base: int) -> jax.Array:
     return jax.random.randint(key, (), lo, hi + 1, jnp.int32)
 
 
+UNIFORM01 = (0.1, 1.0)
+"""The range of the ``"uniform01"`` rule."""
+
+
+def uniform01(key: jax.Array, base: float) -> jax.Array:
+    """U[0.1, 1], ignoring ``base`` (the tabular agents' varied alpha and gamma)."""
+    return jax.random.uniform(key, (), jnp.float32, *UNIFORM01)
+
+
 def draw(hparams_type, key: jax.Array, config, vary: bool):
     """An ``hparams_type`` (a NamedTuple of RULES fields) for one agent: the config's values, or
     (``vary``) a draw of the varied-HP distribution, one key per field in field order."""
     fields = hparams_type._fields
     if not vary:
-        return hparams_type(*(jnp.float32(getattr(config, f)) if RULES[f] == "log" else
+        return hparams_type(*(jnp.float32(getattr(config, f)) if RULES[f] in ("log", "uniform01") else
                               jnp.int32(getattr(config, f)) for f in fields))
     keys = jax.random.split(key, len(fields))
-    sample = {"log": log_uniform, "log_int": log_uniform_int, "layers": sample_layers}
+    sample = {"log": log_uniform, "log_int": log_uniform_int, "layers": sample_layers, "uniform01": uniform01}
     return hparams_type(*(sample[RULES[f]](k, getattr(config, f)) for f, k in zip(fields, keys)))
 
 

@@ -15,6 +15,8 @@ AGENTS: dict[str, str] = {
     "dueling_ddqn": "dueling_ddqn",
     "td3_discrete": "td3_discrete",
     "td3": "td3",
+    "q_learning": "q_learning",
+    "sarsa": "sarsa",
 }
 
 

@@ -119,6 +119,18 @@ class LoadedProxy:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
         return make_gymnasium_vector_env(self.env.spec, self.config, _numpy(self.weights), num_envs)
 
+    def as_gymnasium_wrapper(self, env):
+        """A reward network's learned reward on ``env``, a ``gymnasium.Env`` of the RN's task (its
+        dynamics are the real task's, so the RN wraps the user's env rather than replacing it):
+        observations pass through, the reward is the RN's (NumPy), the env's is in
+        ``info["real_reward"]``."""
+        from synthenv.adapters.reward_wrapper import make_reward_wrapper
+
+        if self.kind.file_kind != "reward_network":
+            raise UsageError(f"as_gymnasium_wrapper() is available for reward networks; {self.path} holds a "
+                             f"{self.kind.name.upper()} (use as_gymnasium())")
+        return make_reward_wrapper(env, self.env.spec, self.config, _numpy(self.weights))
+
     def __repr__(self) -> str:
         m = self.metadata
         return (f"LoadedProxy(kind={self.kind.name!r}, env_id={self.env_id!r}, generation={m.get('generation')}, "
