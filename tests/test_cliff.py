@@ -151,7 +151,7 @@ def test_jit_vmap_1024_envs(task_id):
 
 def test_make_task_and_gymnax_make():
     task = make_task("Cliff-v0")
-    assert describe(task) == (48, 4, 0, 0.0) and task.max_steps == 50
+    assert describe(task) == (48, 4, 0, 0.0) and task.spec.max_steps == 50
     env, params = gymnax.make("synthenv/Cliff-v0")
     assert isinstance(env, cliff.CliffWalking) and params.max_steps_in_episode == 50
     assert describe(env, params) == (48, 4, 0, 0.0)

@@ -127,15 +127,15 @@ def test_round_trip_other_tasks_and_architectures(tmp_path, env_id, config):
     save_proxy(path, se, params, {}, generation=0, score=-1.5)
     loaded = synthenv.load(path, env_id=env_id)
     assert loaded.env.config == config
-    assert loaded.metadata["observation_space"]["shape"] == [se.obs_dim]
-    assert loaded.metadata["action_space"]["n"] == se.n_actions
+    assert loaded.metadata["observation_space"]["shape"] == [se.spec.obs_dim]
+    assert loaded.metadata["action_space"]["n"] == se.spec.n_actions
     got, want = flat(loaded.params), flat(params)
     assert set(got) == set(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
     obs, state = reset(loaded, jax.random.key(1))
-    tr = step(loaded, jax.random.key(2), state, se.n_actions - 1)
-    next_obs, reward, done = se.predict(params, obs, jnp.int32(se.n_actions - 1))
+    tr = step(loaded, jax.random.key(2), state, se.spec.n_actions - 1)
+    next_obs, reward, done = se.predict(params, obs, jnp.int32(se.spec.n_actions - 1))
     np.testing.assert_allclose(np.asarray(tr.next_obs), np.asarray(next_obs), rtol=1e-6, atol=1e-7)
     expected_td_done = float(done) if config.raw_done_in_td else float(bool(done > 0.5))
     assert float(tr.td_done) == pytest.approx(expected_td_done)

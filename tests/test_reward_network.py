@@ -90,7 +90,7 @@ def test_terminal_potential_zero_vs_the_papers():
 def test_truncation_does_not_zero_the_potential(variant):
     env = rn(variant, True)
     _, state = env.reset(jax.random.key(0))
-    state = state.replace(task_state=state.task_state.replace(time=jnp.int32(env.max_steps - 1)))
+    state = state.replace(task_state=state.task_state.replace(time=jnp.int32(env.spec.max_steps - 1)))
     _obs, _, reward, terminated, truncated, info = env.step(jax.random.key(1), state, jnp.int32(0))
     assert bool(truncated) and not bool(terminated)
     phi_next = float(env.potential(env.weights, info["final_observation"]))
@@ -166,7 +166,7 @@ def test_vmap_over_a_population_of_weights():
 
 def test_continuous_action_task():
     env = rn("additive-potential", task=make_task("Pendulum-v1"))
-    assert env.continuous and env.action_space().shape == (1,)
+    assert env.spec.continuous and env.action_space().shape == (1,)
     obs, state = env.reset(jax.random.key(0))
     _obs2, _, reward, terminated, _, info = env.step(jax.random.key(1), state, jnp.array([0.7]))
     expected = by_hand(env, obs, info["final_observation"], float(info["real_reward"]), bool(terminated))

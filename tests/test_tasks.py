@@ -141,7 +141,7 @@ def test_truncated_exactly_at_max_steps(task_id):
     # The step that reaches the cap is truncated (and auto-resets), and truncation is not termination.
     last = state.replace(time=jnp.int32(max_steps - 1))
     _, s2, reward, terminated, truncated, info = task.step(key, last, action)
-    assert int(s2.time) == 0 and int(info["final_observation"].shape[0]) == task.obs_dim
+    assert int(s2.time) == 0 and int(info["final_observation"].shape[0]) == task.spec.obs_dim
     assert bool(truncated)
     assert not bool(terminated)
     assert float(reward) == (1.0 if task_id.startswith("CartPole") else -1.0)
@@ -154,8 +154,8 @@ def test_task_specs():
     for task_id in ["CartPole-v0", "CartPole-v1", "Acrobot-v1"]:
         task = make_task(task_id)
         env = _gym_env(task_id)
-        assert task.obs_dim == env.observation_space.shape[0]
-        assert task.n_actions == env.action_space.n
+        assert task.spec.obs_dim == env.observation_space.shape[0]
+        assert task.spec.n_actions == env.action_space.n
         assert task.spec.max_steps == env.spec.max_episode_steps
 
 

@@ -79,35 +79,11 @@ class TaskEnv(environment.Environment):
         super().__init__()
         self.spec = spec
 
-    # Static facts agents and the outer loop read (the same as ``describe(self)``).
     @property
     def info(self) -> EnvInfo:
+        """The spaces as agents read them (what ``describe(self)`` returns)."""
         s = self.spec
         return EnvInfo(s.obs_dim, s.n_actions, s.action_dim, s.action_high)
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
-
-    @property
-    def n_actions(self) -> int:
-        return self.spec.n_actions
-
-    @property
-    def continuous(self) -> bool:
-        return self.spec.continuous
-
-    @property
-    def action_dim(self) -> int:
-        return self.spec.action_dim
-
-    @property
-    def action_high(self) -> float:
-        return self.spec.action_high
-
-    @property
-    def max_steps(self) -> int:
-        return self.spec.max_steps
 
     @property
     def name(self) -> str:

@@ -31,11 +31,12 @@ class TrainResult(NamedTuple):
 
 
 def raise_if_invalid(agent: str, config, checks: dict[str, bool]) -> None:
-    """A one-line ``UsageError`` naming the first failed check (or an unknown ``config.activation``)."""
+    """A one-line ``UsageError`` naming the first failed check (or an unknown ``config.activation``,
+    for agents with networks)."""
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
         raise UsageError(f"invalid {agent} setting {bad[0]}={getattr(config, bad[0])!r}")
-    if config.activation not in ACTIVATIONS:
+    if hasattr(config, "activation") and config.activation not in ACTIVATIONS:
         raise UsageError(f"unknown activation {config.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 

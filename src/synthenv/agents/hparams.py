@@ -69,12 +69,18 @@ def draw(hparams_type, key: jax.Array, config, vary: bool):
     return hparams_type(*(sample[RULES[f]](k, getattr(config, f)) for f, k in zip(fields, keys)))
 
 
-def upper(config, field: str, vary: bool) -> int:
-    """The largest value ``field`` takes in a population (the config's own value when fixed)."""
+def bounds(config, field: str, vary: bool) -> tuple[int, int]:
+    """The smallest and largest values the integer ``field`` takes in a population (the config's own
+    value when fixed): the maxima set the masked shapes."""
     base = getattr(config, field)
     if not vary:
-        return base
-    return layer_range(base)[1] if RULES[field] == "layers" else int_range(base)[1]
+        return base, base
+    return layer_range(base) if RULES[field] == "layers" else int_range(base)
+
+
+def upper(config, field: str, vary: bool) -> int:
+    """The largest value ``field`` takes in a population."""
+    return bounds(config, field, vary)[1]
 
 
 class HParams(NamedTuple):

@@ -8,7 +8,7 @@ per-minibatch advantage normalisation, global-norm gradient clipping and Adam (e
 Iterations run in ``common.run_until_stopped`` (one iteration per loop step), so a vmapped
 population runs only until its slowest agent stops.
 
-Action spaces, chosen from ``env.continuous``:
+Action spaces, chosen from the env's action space (``describe(env)``):
 - discrete: a categorical policy over the actor's logits; the greedy policy is the argmax.
 - continuous: a Gaussian with a state-independent, learned log-std (CleanRL's choice). Sampled
   actions are stored unclipped (their log-probabilities stay exact) and clipped to
@@ -149,8 +149,7 @@ class Shapes:
 
 
 def max_shapes(config: PPOConfig, vary: bool) -> Shapes:
-    mb_hi = min(hpmod.upper(config, "minibatch_size", vary), config.rollout_steps)
-    mb_lo = min(hpmod.int_range(config.minibatch_size)[0] if vary else config.minibatch_size, config.rollout_steps)
+    mb_lo, mb_hi = (min(b, config.rollout_steps) for b in hpmod.bounds(config, "minibatch_size", vary))
     return Shapes(hpmod.upper(config, "hidden", vary), hpmod.upper(config, "layers", vary), mb_hi,
                   config.rollout_steps // mb_lo)
 

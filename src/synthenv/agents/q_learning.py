@@ -8,8 +8,6 @@ stop window) and "count" (small with the count-based exploration bonus 0.1 / sqr
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from synthenv.agents import common
 from synthenv.agents.tabular import (  # noqa: F401
     CONTINUOUS,
@@ -19,12 +17,12 @@ from synthenv.agents.tabular import (  # noqa: F401
     make_policy,
     make_train,
     max_shapes,
+    presets,
     sample_hparams,
 )
 from synthenv.agents.tabular import TabularConfig as Config
 
-_SMALL = Config(algorithm="q_learning")
-PRESETS: dict[str, Config] = {"small": _SMALL, "count": replace(_SMALL, count_bonus=0.1)}
+PRESETS: dict[str, Config] = presets("q_learning")
 REAL_TASK_PRESETS: dict[str, str] = {}
 """Presets ``evaluate --env`` uses on real tasks (``small`` everywhere; see ``agents.protocol``)."""
 

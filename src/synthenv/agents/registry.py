@@ -26,9 +26,7 @@ def get_agent(name: str) -> InnerAgent:
         module = AGENTS[name]
     except KeyError:
         raise UsageError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}") from None
-    agent = importlib.import_module(f"synthenv.agents.{module}")
-    assert isinstance(agent, InnerAgent), f"synthenv.agents.{module} does not satisfy the agent protocol"
-    return agent
+    return importlib.import_module(f"synthenv.agents.{module}")  # an InnerAgent: tests/test_agent_contract.py
 
 
 def check_supports(name: str, continuous: bool, env_id: str) -> InnerAgent:

@@ -1,6 +1,6 @@
 """Soft Actor-Critic for discrete and continuous actions, trained entirely inside XLA.
 
-One module, two action spaces, chosen by ``env.continuous`` when ``make_train`` builds its function
+One module, two action spaces, chosen by the env's action space when ``make_train`` builds its function
 (a static Python choice, nothing traced); the trained ``Params`` carry ``action_high`` only for
 continuous actions, which is how ``make_policy(config)`` tells the two apart:
 

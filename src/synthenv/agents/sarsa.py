@@ -9,8 +9,6 @@ exploration bonus 0.1 / sqrt(n(s, a))).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from synthenv.agents import common
 from synthenv.agents.tabular import (  # noqa: F401
     CONTINUOUS,
@@ -20,12 +18,12 @@ from synthenv.agents.tabular import (  # noqa: F401
     make_policy,
     make_train,
     max_shapes,
+    presets,
     sample_hparams,
 )
 from synthenv.agents.tabular import TabularConfig as Config
 
-_SMALL = Config(algorithm="sarsa")
-PRESETS: dict[str, Config] = {"small": _SMALL, "count": replace(_SMALL, count_bonus=0.1)}
+PRESETS: dict[str, Config] = presets("sarsa")
 REAL_TASK_PRESETS: dict[str, str] = {}
 """Presets ``evaluate --env`` uses on real tasks (``small`` everywhere; see ``agents.protocol``)."""
 

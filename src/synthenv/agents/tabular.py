@@ -22,7 +22,7 @@ hyperparameters are ``alpha`` and ``gamma``, both U[0.1, 1] (``synthenv.agents.h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import jax
@@ -68,16 +68,17 @@ class TabularConfig(common.StopConfig):
                   "eps_init": 0 <= self.eps_init <= 1, "eps_min": 0 <= self.eps_min <= 1,
                   "eps_decay": 0 < self.eps_decay <= 1, "count_bonus": self.count_bonus >= 0,
                   **self.stop_checks()}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise UsageError(f"invalid {self.algorithm} setting {bad[0]}={getattr(self, bad[0])!r}")
+        common.raise_if_invalid(self.algorithm, self, checks)
 
 
-Config = TabularConfig
 DISCRETE, CONTINUOUS = True, False
 
-PRESETS: dict[str, TabularConfig] = {"small": TabularConfig()}
-REAL_TASK_PRESETS: dict[str, str] = {}
+
+def presets(algorithm: str) -> dict[str, TabularConfig]:
+    """The presets of ``q_learning`` and ``sarsa``: ``small`` and ``count`` (small with the count-based
+    bonus 0.1 / sqrt(n(s, a)), the paper's baseline)."""
+    small = TabularConfig(algorithm=algorithm)
+    return {"small": small, "count": replace(small, count_bonus=0.1)}
 
 
 class HParams(NamedTuple):
@@ -203,7 +204,3 @@ def make_policy(config: TabularConfig):
         return jnp.argmax(obs @ params).astype(jnp.int32)
 
     return policy
-
-
-def resolve(preset: str, **overrides) -> TabularConfig:
-    return common.resolve_preset("tabular", PRESETS, preset, overrides)

@@ -136,7 +136,7 @@ class RewardNetEnv(TaskEnv):
 
     def init(self, key: jax.Array) -> Any:
         """Fresh RN weights (flax default init)."""
-        return self.network.init(key, jnp.zeros((self.obs_dim,), jnp.float32))["params"]
+        return self.network.init(key, jnp.zeros((self.spec.obs_dim,), jnp.float32))["params"]
 
     def params_for(self, weights: Any) -> RNParams:
         """The env params that make this RN step with ``weights`` (and the task's default params)."""

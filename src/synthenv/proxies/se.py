@@ -92,17 +92,17 @@ class SyntheticEnv(TaskEnv):
 
     def __init__(self, task, config: SEConfig = SEConfig(), weights: Any = None):
         config.validate()
-        if task.continuous:
+        if task.spec.continuous:
             raise UsageError(f"SEs are implemented for discrete-action tasks only; {task.spec.id} is continuous")
         super().__init__(task.spec)
         self.task = task
         self.config = config
-        self.network = SENetwork(task.obs_dim, task.n_actions, config)
+        self.network = SENetwork(task.spec.obs_dim, task.spec.n_actions, config)
         self.weights = weights
 
     def init(self, key: jax.Array) -> Any:
         """Fresh SE weights (flax default init, as the paper: no pre-training)."""
-        dummy = jnp.zeros((self.obs_dim,), jnp.float32)
+        dummy = jnp.zeros((self.spec.obs_dim,), jnp.float32)
         return self.network.init(key, dummy, jnp.int32(0))["params"]
 
     def params_for(self, weights: Any) -> SEParams:
