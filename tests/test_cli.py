@@ -137,11 +137,36 @@ def test_unknown_preset(tmp_path, capsys):
     (["--target-score", "nan"], ("target_score", "nan")),
     (["--inner-agents", "ddqn,ppo", "--inner-mix", "alternate"], ("inner_mix", "'alternate'")),
     (["--inner-agents", "ddqn,ppo,ddqn"], ("inner_agents", "twice")),
+    (["--protocol", "nature"], ("protocol", "'nature'")),
+    (["--common-draws", "all"], ("common_draws", "'all'")),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"
     usage_error(capsys, ["train-se", "--out", str(out), *argv], *needles)
     assert_absent_or_empty(out)
+
+
+def test_paper_protocol_is_one_option_away():
+    """``--protocol paper`` starts from the paper's tuned NES and DDQN with fixed HPs and its single
+    solved test; given options still override it."""
+    from synthenv.meta.config import make_config
+
+    for env, sigma, lr, preset in (("CartPole-v0", 0.0124, 0.148, "cartpole"), ("Acrobot-v1", 0.0114, 0.727, "acrobot")):
+        c = make_config(env=env, protocol="paper")
+        assert (c.es.strategy, c.es.sigma, c.es.lr, c.es.score_transform, c.es.mirrored) == ("nes", sigma, lr, 3, True)
+        assert (c.preset, c.vary_hparams, c.confirm_agents, c.agents_per_member, c.agent.proxy_min_steps) == (
+            preset, False, 0, 1, 0)
+    assert make_config(protocol="paper", es={"sigma": 0.2}, vary_hparams=True).es.sigma == 0.2
+    assert make_config(protocol="synthenv") == make_config()
+
+
+def test_protocol_does_not_resume(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    before = snapshot(out)
+    usage_error(capsys, ["train-se", "--out", str(out), "--resume", "--protocol", "paper"], "--protocol")
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("out_exists", [False, True])

@@ -61,6 +61,31 @@ def test_mirrored_signs_share_hparams_and_seeds(k):
     assert float(stats.fitness_max) < 1e-6  # equal up to float rounding of the mean
 
 
+class Spread(PaperNES):
+    """Reports max - min over all candidates' scores as every member's score."""
+
+    def tell(self, key, state, cands, scores, unperturbed_mean, eps):
+        return state, jnp.full((self.c.population,), jnp.max(scores) - jnp.min(scores))
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_population_common_draws_give_every_candidate_the_same_agents(mirrored):
+    """A score of only the agent's HPs and seed: with ``common_draws="population"`` every candidate
+    scores the same (they train the same agents); with "pairs" candidates of different pairs differ."""
+    strategy = Spread(ESConfig(population=4, sigma=0.1, mirrored=mirrored), DIMS)
+
+    def member(flat, hp, key):
+        return hp.x + jax.random.uniform(key), jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
+
+    spread = {}
+    for draws in ("pairs", "population"):
+        gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=2,
+                              common_draws=draws)
+        state = strategy.init(jax.random.key(0), jnp.zeros(DIMS))
+        spread[draws] = float(gen(state, jax.random.key(1))[2].fitness_max)
+    assert spread["population"] < 1e-6 < 0.01 < spread["pairs"]
+
+
 def test_agents_of_one_candidate_differ():
     """With k agents per candidate the fitness is a mean of k different draws, so it varies less."""
     strategy = PaperNES(ESConfig(population=64, sigma=0.1, mirrored=False), DIMS)

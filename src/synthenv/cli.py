@@ -1,5 +1,6 @@
-"""Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv evaluate``,
-``synthenv experiment train-ses|refine-ses|transfer|histograms`` and ``synthenv plot curves``.
+"""Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv evaluate``, ``synthenv tune``,
+``synthenv hpo``, ``synthenv experiment train-ses|refine-ses|transfer|histograms|hpo-proxy`` and
+``synthenv plot curves``.
 
 JAX is imported only after the arguments are parsed, because the number of XLA host devices
 (``--devices``) must be fixed before JAX starts.
@@ -7,6 +8,7 @@ JAX is imported only after the arguments are parsed, because the number of XLA h
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import typing
@@ -88,6 +90,15 @@ def _evaluate_preset_text() -> str:
 DEVICES = _default("one per core")
 
 
+def _cluster_default(field: str):
+    def text() -> str:
+        from synthenv.distributed import Cluster
+
+        return str(getattr(Cluster, field))
+
+    return _default(text)
+
+
 @dataclass(frozen=True)
 class TrainSE:
     """Learn a synthetic environment with an evolution strategy (stops once solved by default). Options
@@ -99,6 +110,12 @@ class TrainSE:
     """Real task id: CartPole-v0, CartPole-v1, Acrobot-v1."""
     resume: bool = False
     """Continue the run in --out with its saved config (--generations may raise the cap)."""
+    config: Annotated[Optional[Path], _default("none")] = None
+    """A JSON file of config values (a partial config.json, e.g. tune's best_config.json); options given
+    here override it."""
+    protocol: Annotated[Optional[str], _default("synthenv")] = None
+    """The set of per-task defaults the other options start from: synthenv (ours) or paper (the paper's
+    tuned NES and DDQN, fixed agent HPs, one agent per candidate, the single-sample solved test)."""
     seed: Annotated[Optional[int], _task_default("seed")] = None
     generations: Annotated[Optional[int], _task_default("generations")] = None
     """Generation cap (runs stop earlier once solved)."""
@@ -125,6 +142,9 @@ class TrainSE:
     """Mirrored (antithetic) perturbations."""
     agents_per_member: Annotated[Optional[int], _task_default("agents_per_member")] = None
     """Agents trained per perturbed SE; their mean score is its fitness (the paper's: 1)."""
+    common_draws: Annotated[Optional[str], _task_default("common_draws")] = None
+    """Common random numbers: pairs (the two signs of a mirrored pair train the same agents) or
+    population (every candidate of a generation trains the same agents)."""
     vary_hparams: Annotated[Optional[bool], _task_default("vary_hparams")] = None
     """Vary inner-agent hyperparameters."""
     stop_when_solved: Annotated[Optional[bool], _task_default("stop_when_solved")] = None
@@ -137,6 +157,17 @@ class TrainSE:
     """SE hidden layer width."""
     se_activation: Annotated[Optional[str], _task_default("se.activation")] = None
     """SE activation function."""
+    coordinator: Annotated[Optional[str], _default("none, one process")] = None
+    """Learn on several processes or hosts: HOST:PORT of process 0 (the same on every process), or auto
+    (detect SLURM, Open MPI); see docs/distributed.md."""
+    num_processes: Annotated[Optional[int], _default("with auto: detected")] = None
+    """Processes of the run (with --coordinator)."""
+    process_id: Annotated[Optional[int], _default("with auto: detected")] = None
+    """This process's id, 0 to --num-processes - 1; process 0 writes --out and shows progress."""
+    connect_timeout: Annotated[Optional[int], _cluster_default("connect_timeout")] = None
+    """Seconds every process may take to connect (with --coordinator)."""
+    heartbeat_timeout: Annotated[Optional[int], _cluster_default("heartbeat_timeout")] = None
+    """Seconds without a heartbeat after which a process counts as dead and the run stops."""
     devices: Annotated[Optional[int], DEVICES] = None
     """Local devices to split the population across."""
     debug: bool = False
@@ -258,6 +289,60 @@ class Histograms:
     debug: bool = False
 
 
+_HPO_PRESET = _default("as evaluate: the config or preset the SE was learned with")
+
+
+@dataclass(frozen=True)
+class Hpo:
+    """Search an agent's hyperparameters (learning rate, batch or minibatch size, hidden size, layers)
+    by training only on an SE: Optuna asks batches of trials, each batch trains in one vmapped call and
+    is scored by real test returns; the best --validate configs are then trained on the real task."""
+
+    proxy: Path
+    """An SE model file; the search trains only on it."""
+    agent: str = "ddqn"
+    trials: int = 64
+    """Trials trained on the SE (trial 0: the base config's own values)."""
+    validate: int = 4
+    """Best trials then trained on the real task (the task's threshold stop rule)."""
+    batch: int = 16
+    """Trials per vmapped batch (one compilation serves every batch)."""
+    episodes: int = 10
+    """Greedy real test episodes per agent."""
+    preset: Annotated[Optional[str], _HPO_PRESET] = None
+    """The agent's base preset; the search space is around its values."""
+    json: Annotated[Optional[Path], _default("none, print only", name="json")] = None
+    """Write the report (every trial, the validated configs, wall times) to this file."""
+    seed: int = 0
+    devices: Annotated[Optional[int], DEVICES] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class HpoProxy:
+    """How well an SE ranks agent hyperparameters: random configs from the hpo search space, each
+    trained on the SE and on the real task; Spearman rank correlation, top-k overlap, each side's time."""
+
+    proxy: Path
+    """An SE model file."""
+    out: Path
+    """Report folder: summary.json, scatter.png, report.md."""
+    agent: str = "ddqn"
+    configs: int = 24
+    """Random configs, each trained on both sides."""
+    agents_per_config: int = 2
+    """Fresh agents per config on each side; their mean test return is the config's."""
+    episodes: int = 10
+    """Greedy real test episodes per agent."""
+    top: Annotated[Optional[int], _default("a quarter of --configs")] = None
+    """k of the top-k overlap."""
+    preset: Annotated[Optional[str], _HPO_PRESET] = None
+    """The agent's base preset; the search space is around its values."""
+    seed: int = 0
+    devices: Annotated[Optional[int], DEVICES] = None
+    debug: bool = False
+
+
 @dataclass(frozen=True)
 class Curves:
     """Success curves (unperturbed score over generations) of many runs."""
@@ -266,6 +351,30 @@ class Curves:
     """Run folders or folders of runs (e.g. a train-ses folder)."""
     out: Path = Path("curves.png")
     title: Annotated[Optional[str], _default("'TASK: N runs'")] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Tune:
+    """Search the NES and inner-DDQN hyperparameters with Optuna: a trial's value is the generations its
+    runs take to solve the task (summed over the runs; an unsolved run counts twice the cap). Run it again,
+    or in several processes at once, to add trials to the same study."""
+
+    study: Path
+    """Study folder: study.db (the Optuna study, SQLite), best_config.json, history.png, importances.png."""
+    trials: int
+    """Run until the study holds this many finished (complete or pruned) trials."""
+    env: str = "CartPole-v0"
+    runs_per_trial: int = 3
+    """SE runs per trial (seeds --seed, --seed + 1, ...; the same in every trial)."""
+    max_generations: int = 50
+    """Generation cap of each run (the paper's: 50, stop when solved)."""
+    seed: int = 0
+    vary_hparams: bool = False
+    """Train the inner agents with varied HPs (the paper tuned with fixed HPs; 20-50x the cost here)."""
+    config: Annotated[Optional[Path], _default("none")] = None
+    """Base config file (as for train-se --config) under the searched values, e.g. {"es": {"population": 8}}."""
+    devices: Annotated[Optional[int], DEVICES] = None
     debug: bool = False
 
 
@@ -289,9 +398,26 @@ def _set_devices(devices: int | None) -> None:
 
 
 def _train_se(a: TrainSE) -> int:
+    from synthenv import distributed
+    from synthenv.meta import run
+    from synthenv.meta.config import TrainSEConfig
+    from synthenv.progress import GenerationProgress
+
+    # With several processes, process 0 resolves the config (it alone reads --out and --config).
+    config = distributed.from_writer(lambda: _train_se_config(a), pack=lambda c: ({}, c.to_dict()),
+                                     unpack=lambda _, d: TrainSEConfig.from_dict(d))
+    progress = GenerationProgress(config) if distributed.is_writer() else None
+    with progress or contextlib.nullcontext():
+        summary = run.train_se(config, a.out, resume=a.resume, n_devices=a.devices,
+                               on_event=progress.event if progress else None)
+    return 0 if summary["generations_done"] > 0 else 1
+
+
+def _train_se_config(a: TrainSE):
+    """The run's config: the saved one with --resume (checked against the options given), else the
+    options over the defaults."""
     from synthenv.meta import run
     from synthenv.meta.config import make_config
-    from synthenv.progress import GenerationProgress
 
     es = _given(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
                 score_transform=a.score_transform, mirrored=a.mirrored)
@@ -300,8 +426,18 @@ def _train_se(a: TrainSE) -> int:
     top = _given(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
                  inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
-                 target_score=a.target_score, agents_per_member=a.agents_per_member)
+                 target_score=a.target_score, agents_per_member=a.agents_per_member,
+                 common_draws=a.common_draws)
     run.check_out_dir(a.out, a.resume)
+    if a.resume and a.protocol is not None:
+        from synthenv.errors import UsageError
+
+        raise UsageError("--protocol chooses the defaults of a new run; drop it to resume (the run keeps its "
+                         "saved config)")
+    if a.resume and a.config is not None:
+        from synthenv.errors import UsageError
+
+        raise UsageError("--config starts a new run; drop it to resume (the run keeps its saved config)")
     if a.resume:
         config = run.load_run_config(a.out)
         _check_resume_args(a, config, es, se, top)
@@ -310,10 +446,11 @@ def _train_se(a: TrainSE) -> int:
 
             config = replace(config, generations=a.generations)
     else:
-        config = make_config(**_given(env=a.env), preset=a.preset, es=es, se=se, **top)
-    with GenerationProgress(config) as progress:
-        summary = run.train_se(config, a.out, resume=a.resume, n_devices=a.devices, on_event=progress.event)
-    return 0 if summary["generations_done"] > 0 else 1
+        from synthenv.meta.config_file import merge, read_config_file
+
+        given = {"es": es, "se": se, **top, **_given(env=a.env, preset=a.preset, protocol=a.protocol)}
+        config = make_config(**(merge(read_config_file(a.config), given) if a.config is not None else given))
+    return config
 
 
 def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> None:
@@ -325,7 +462,7 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
              **{f"se.{k}": v for k, v in asdict(config.se).items()},
              "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
              "inner_agents": config.inner_agents, "inner_mix": config.inner_mix, "init_se": config.init_se,
-             "agents_per_member": config.agents_per_member,
+             "agents_per_member": config.agents_per_member, "common_draws": config.common_draws,
              "confirm_agents": config.confirm_agents, "target_score": config.target_score,
              "env": config.env, "preset": config.preset}
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
@@ -406,6 +543,33 @@ def _histograms(a: Histograms) -> int:
     return 0
 
 
+def _hpo(a: Hpo) -> int:
+    from synthenv.experiments.hpo import hpo
+    from synthenv.io.atomic import write_json_atomic
+    from synthenv.progress import HpoProgress, print_hpo
+
+    result = hpo(a.proxy, agent=a.agent, trials=a.trials, validate=a.validate, batch=a.batch, episodes=a.episodes,
+                 preset=a.preset, seed=a.seed, n_devices=a.devices, on_event=HpoProgress().event)
+    if a.json is not None:
+        write_json_atomic(a.json, result)
+    print_hpo(result)
+    return 0
+
+
+def _hpo_proxy(a: HpoProxy) -> int:
+    from synthenv.experiments.hpo_proxy import hpo_proxy
+    from synthenv.progress import HpoProgress
+
+    s = hpo_proxy(a.proxy, a.out, agent=a.agent, configs=a.configs, agents_per_config=a.agents_per_config,
+                  episodes=a.episodes, top=a.top, preset=a.preset, seed=a.seed, n_devices=a.devices,
+                  on_event=HpoProgress().event)
+    rho = "undefined" if s["spearman_returns"] is None else f"{s['spearman_returns']:.2f}"
+    print(f"Spearman (SE return, real return) {rho}; top-{s['top_k']} overlap {s['top_k_overlap']} of "
+          f"{s['top_k']}; SE side {s['se_wall_seconds']:.0f} s, real side {s['real_wall_seconds']:.0f} s")
+    print(f"report: {a.out / 'report.md'}")
+    return 0
+
+
 def _curves(a: Curves) -> int:
     from synthenv.experiments.curves import plot_curves
 
@@ -419,12 +583,39 @@ def _curves(a: Curves) -> int:
     return 0
 
 
-COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate}
+def _tune(a: Tune) -> int:
+    from synthenv.experiments.tune import TuneSettings, tune
+    from synthenv.meta.config_file import read_config_file
+    from synthenv.progress import TuneProgress, describe_params
+
+    base = read_config_file(a.config) if a.config is not None else {}
+    settings = TuneSettings(env=a.env, runs_per_trial=a.runs_per_trial, max_generations=a.max_generations,
+                            seed=a.seed, vary_hparams=a.vary_hparams, base=base)
+    try:
+        with TuneProgress() as progress:
+            s = tune(a.study, a.trials, settings, n_devices=a.devices, on_event=progress.event)
+    except KeyboardInterrupt:
+        print("synthenv: interrupted; every finished trial is saved (run the command again to go on)", file=sys.stderr)
+        return 130
+    print(f"{s['finished']} trials finished in {s['study']}")
+    if s["best_value"] is None:
+        print("no complete trial yet (all pruned)")
+    else:
+        print(f"best: trial {s['best_trial']}, value {s['best_value']:g} "
+              f"(generations to solve: {', '.join(str(r['cost']) for r in s['best_runs'])})")
+        print(f"  {describe_params(s['best_params'])}")
+        print(f"best config: {s['best_config']} (synthenv train-se --config {s['best_config']} --out RUN)")
+    print(f"figures: {', '.join(s['figures'])}")
+    return 0
+
+
+COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate, "tune": Tune, "hpo": Hpo}
 GROUPS = {"experiment": {"train-ses": TrainSEs, "refine-ses": RefineSEs, "transfer": Transfer,
-                         "histograms": Histograms},
+                         "histograms": Histograms, "hpo-proxy": HpoProxy},
           "plot": {"curves": Curves}}
 RUNNERS = {TrainSE: _train_se, Evaluate: _evaluate, TrainSEs: _train_ses, RefineSEs: _refine_ses,
-           Transfer: _transfer, Histograms: _histograms, Curves: _curves}
+           Transfer: _transfer, Histograms: _histograms, Curves: _curves, Tune: _tune, Hpo: _hpo,
+           HpoProxy: _hpo_proxy}
 
 
 def _bool_values_to_flags(cls, args: list[str]) -> list[str]:
@@ -462,20 +653,55 @@ def _parse(argv: list[str] | None):
     if not argv or argv[0] in ("-h", "--help"):
         print("synthenv: learn synthetic environments for RL\n\ncommands:\n"
               "  train-se      learn one SE\n  evaluate      train fresh agents on an SE or the real task\n"
-              "  experiment    train-ses | refine-ses | transfer | histograms (the paper's studies)\n"
+              "  tune          search the method's hyperparameters (Optuna)\n"
+              "  hpo           search an agent's hyperparameters on an SE, check the best on the real task\n"
+              "  experiment    train-ses | refine-ses | transfer | histograms (the paper's studies) | hpo-proxy\n"
               "  plot          curves (success curves of many runs)\n\n"
               "synthenv COMMAND --help for options")
         raise SystemExit(0 if argv else 2)
     return _cli(COMMANDS, argv, "synthenv")
 
 
+def _cluster(args):
+    """The processes of a run on several (train-se --coordinator ...); None: one process."""
+    from synthenv.errors import UsageError
+
+    names = ("coordinator", "num_processes", "process_id", "connect_timeout", "heartbeat_timeout")
+    given = _given(**{n: getattr(args, n, None) for n in names})
+    if "coordinator" not in given:
+        if given:
+            raise UsageError(f"--{next(iter(given)).replace('_', '-')} needs --coordinator (HOST:PORT or auto)")
+        return None
+    from synthenv.distributed import Cluster
+
+    cluster = Cluster(**given)
+    cluster.validate()
+    return cluster
+
+
+def _start(args) -> int:
+    _set_devices(getattr(args, "devices", None))  # plot commands do not use JAX
+    cluster = _cluster(args)
+    if cluster is None:
+        return RUNNERS[type(args)](args)
+    from synthenv import distributed
+
+    # One process of several: the command runs in a child process that joins the others.
+    return distributed.supervise(cluster, lambda: _handled(args, lambda: RUNNERS[type(args)](args)),
+                                 "every finished generation is saved on process 0 (run again with --resume)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    return _handled(args, lambda: _start(args))
+
+
+def _handled(args, run: Callable[[], int]) -> int:
+    """``run()``'s exit code; bad input ends as one line ``synthenv: error: ...`` and exit code 2."""
     from synthenv.errors import UsageError
 
     try:
-        _set_devices(getattr(args, "devices", None))  # plot commands do not use JAX
-        return RUNNERS[type(args)](args)
+        return run()
     except UsageError as e:
         if args.debug:
             raise

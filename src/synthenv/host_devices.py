@@ -3,7 +3,8 @@
 The population is split across XLA host devices (one per core) with ``shard_map``; gathering the
 results is a collective. XLA's CPU runtime aborts the process when one device waits more than 40 s
 for another at a collective, and the devices of a generation may finish minutes apart (each runs its
-own agents until they stop), so we lift that timeout.
+own agents until they stop), so we lift that timeout; likewise the 30-minute timeout of collectives
+between processes (gloo, ``synthenv.distributed``), where a dead peer is found by heartbeats instead.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 
 NO_COLLECTIVE_TIMEOUT = ("--xla_cpu_collective_call_terminate_timeout_seconds=86400",
-                         "--xla_cpu_collective_call_warn_stuck_timeout_seconds=86400")
+                         "--xla_cpu_collective_call_warn_stuck_timeout_seconds=86400",
+                         "--xla_cpu_collective_timeout_seconds=86400")
 
 
 def configure(n_devices: int | None = None) -> None:

@@ -125,3 +125,89 @@ class JobProgress:
                                f"steps {d['train_steps_mean']:>9,.0f} ± {d['train_steps_std']:>8,.0f}  "
                                f"solved {d['solved_fraction']:.2f}  {d['wall_seconds']:.0f} s")
             self.progress.update(self.task, completed=d["done"])
+
+
+def describe_params(p: dict) -> str:
+    """A tune trial's parameters in one line (the paper's names: sigma, alpha, transform)."""
+    a = "agent."
+    return (f"sigma {p['es.sigma']:.3g}, alpha {p['es.lr']:.3g}, transform {p['es.score_transform']}, "
+            f"{'mirrored' if p['es.mirrored'] else 'not mirrored'}; DDQN {p[a + 'activation']} "
+            f"{p[a + 'layers']} x {p[a + 'hidden']}, batch {p[a + 'batch_size']}, lr {p[a + 'lr']:.3g}, "
+            f"gamma {1 - p[a + 'one_minus_gamma']:.4g}, tau {p[a + 'tau']:.3g}, "
+            f"{p[a + 'init_episodes']} random episodes")
+
+
+class TuneProgress:
+    """One line per trial started, run finished and trial finished; a status line per generation (in a
+    log file, a line)."""
+
+    def __init__(self):
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
+                                 transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def event(self, kind: str, d: dict) -> None:
+        if kind == "start":
+            self.console.print(f"study {d['study']}: {d['finished']} of {d['trials']} trials finished")
+        elif kind == "trial":
+            self.console.print(f"[bold]trial {d['number']}[/]: {describe_params(d['params'])}")
+        elif kind == "generation":
+            line = f"trial {d['number']} run {d['run'] + 1} gen {d['generation']:3d}  unperturbed " \
+                   f"{d['score_unperturbed']:7.2f}"
+            if self.console.is_terminal:
+                self.progress.update(self.task, description=line)
+            else:  # a log file: every generation on its own line
+                self.console.print(f"  {line}  {d['wall_seconds']:.1f} s")
+        elif kind == "run":
+            n = f"{d['generations']} generation{'s' if d['generations'] != 1 else ''}"
+            result = f"solved in {n}" if d["solved"] else f"not solved in {n}"
+            self.console.print(f"  run {d['run'] + 1}/{d['runs']} (seed {d['seed']}): {result}, cost {d['cost']}, "
+                               f"{d['seconds']:.0f} s (compile {d['compile_seconds']:.0f} s)")
+        elif kind == "pruned":
+            self.console.print(f"  pruned in run {d['run'] + 1}: cost at least {d['bound']} >= best {d['best']:g}")
+        elif kind == "trial_done":
+            value = "" if d["value"] is None else f" {d['value']:g}"
+            best = "none yet" if d["best"] is None else f"{d['best']:g}"
+            self.console.print(f"trial {d['number']} {d['state']}{value} in {d['seconds']:.0f} s; best {best}; "
+                               f"{d['finished']} of {d['trials']} trials finished")
+
+
+class HpoProgress:
+    """One line per batch of trials trained on the SE, and per side of the HPO-proxy study."""
+
+    def __init__(self):
+        self.console = Console(stderr=True)
+
+    def event(self, kind: str, d: dict) -> None:
+        if kind == "batch":
+            self.console.print(f"{d['done']:4d}/{d['trials']} trials trained on the SE, best score "
+                               f"{d['best']:8.2f}, {d['seconds']:.0f} s")
+        elif kind == "side":
+            self.console.print(f"{d['side']:>4} side: {d['configs']} configs trained, mean return "
+                               f"{d['mean_return']:8.2f}, {d['seconds']:.0f} s")
+
+
+def print_hpo(r: dict) -> None:
+    """The validated configs of ``synthenv hpo``: SE-side score, real-side return and steps."""
+    fields = list(r["space"])
+    table = Table(title=f"best {len(r['validated'])} of {r['trials']} {r['agent']} trials on {r['proxy']}, "
+                        f"trained on {r['env']} (real)")
+    for col in ("rank", "trial", *fields, "SE score", "real return", "real steps"):
+        table.add_column(col, justify="right")
+    for v in r["validated"]:
+        table.add_row(str(v["rank"]), str(v["number"]) + (" (base)" if v["params"] == r["base_params"] else ""),
+                      *(f"{v['params'][f]:.3g}" for f in fields), f"{v['se_return']:.2f}",
+                      f"{v['real_return']:.2f}", f"{v['real_steps']:,.0f}")
+    console = Console()
+    console.print(table)
+    console.print(f"SE side: {r['trials']} trials in {r['se_wall_seconds']:.0f} s (batches of {r['batch']}); "
+                  f"real side: {len(r['validated'])} configs in {r['real_wall_seconds']:.0f} s")

@@ -48,36 +48,59 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
     return (with_protocol(config, inner) if inner else config), preset
 
 
+def make_train_and_test(module, config, shapes, task, train_env, rule: str, env_params, episodes: int,
+                        n_devices: int | None = None, per_agent_params: bool = False):
+    """A compiled ``run(keys, hps, per_agent=None) -> dict``: agent ``i`` trains on ``train_env`` with key
+    ``keys[i]`` and the hyperparameters ``hps[i]`` (a ``module.HParams`` with a leading axis, within
+    ``shapes``), then is tested for ``episodes`` greedy episodes on the real task; all agents in one call
+    split across devices. Built once, it compiles once for every call with the same number of agents
+    (the batches of a hyperparameter search).
+
+    ``env_params`` are every agent's params (None: the env's defaults); with ``per_agent_params``, the
+    call's ``per_agent`` params have a leading axis (agent i trains on SE i: many SEs in one call).
+    Returns numpy arrays: returns [agents, episodes], steps, episodes, diverged.
+    """
+    spec = task.spec
+    train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
+    evaluate = make_evaluate(task, module.make_policy(config), episodes)
+
+    def one_agent(key, hp, params):
+        _, k_train, k_eval = jax.random.split(key, 3)  # the first key draws the agent's HPs in train_and_test
+        result = train(k_train, params if per_agent_params else env_params, hp)
+        returns, _ = evaluate(k_eval, result.params, hp)
+        returns = jnp.where(result.diverged, spec.min_return, returns)
+        return returns, result.steps, result.episodes, result.diverged
+
+    compiled = jax.jit(make_runner(one_agent, n_devices))
+
+    def run(keys, hps, per_agent=None) -> dict:
+        per_agent = jnp.zeros((len(keys),)) if per_agent is None else per_agent
+        returns, steps, eps, diverged = jax.device_get(compiled(keys, hps, per_agent))
+        return {"returns": np.asarray(returns), "steps": np.asarray(steps), "episodes": np.asarray(eps),
+                "diverged": np.asarray(diverged)}
+
+    return run
+
+
 def train_and_test(module, config, task, train_env, rule: str, env_params, n_agents: int, episodes: int,
                    vary_hparams: bool, seed: int, n_devices: int | None = None,
                    per_agent_params: bool = False) -> dict:
     """Train ``n_agents`` fresh agents of ``module`` on ``train_env`` and test each for ``episodes``
-    greedy episodes on the real task, in one compiled call split across devices.
+    greedy episodes on the real task, in one compiled call split across devices
+    (``make_train_and_test``), each with the config's hyperparameters or (``vary_hparams``) its own draw.
 
     ``train_env`` is any gymnax environment, ``env_params`` its params for every agent (None: its
     defaults); with ``per_agent_params``, params with a leading axis of size ``n_agents`` (agent i
     trains on SE i: many SEs in one call). Returns numpy arrays: returns [n_agents, episodes], steps, episodes,
     diverged, hparams.
     """
-    spec = task.spec
-    shapes = module.max_shapes(config, vary_hparams)
-    train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
-    evaluate = make_evaluate(task, module.make_policy(config), episodes)
-
-    def one_agent(key, params):
-        k_hp, k_train, k_eval = jax.random.split(key, 3)
-        hp = module.sample_hparams(k_hp, config, vary_hparams)
-        result = train(k_train, params if per_agent_params else env_params, hp)
-        returns, _ = evaluate(k_eval, result.params, hp)
-        returns = jnp.where(result.diverged, spec.min_return, returns)
-        return returns, result.steps, result.episodes, result.diverged, hp
-
     keys = jax.random.split(jax.random.key(seed), n_agents)
-    run = jax.jit(make_runner(one_agent, n_devices))
-    per_agent = env_params if per_agent_params else jnp.zeros((n_agents,))
-    returns, steps, eps, diverged, hps = jax.device_get(run(keys, per_agent))
-    return {"returns": np.asarray(returns), "steps": np.asarray(steps), "episodes": np.asarray(eps),
-            "diverged": np.asarray(diverged), "hparams": {k: np.asarray(v) for k, v in hps._asdict().items()}}
+    draw = jax.vmap(lambda k: module.sample_hparams(jax.random.split(k, 3)[0], config, vary_hparams))
+    hps = jax.jit(draw)(keys)  # compiled, as it was inside the training call: the same bits
+    run = make_train_and_test(module, config, module.max_shapes(config, vary_hparams), task, train_env, rule,
+                              env_params, episodes, n_devices, per_agent_params)
+    result = run(keys, hps, env_params if per_agent_params else None)
+    return {**result, "hparams": {k: np.asarray(v) for k, v in jax.device_get(hps)._asdict().items()}}
 
 
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",

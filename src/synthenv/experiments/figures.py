@@ -1,6 +1,7 @@
 """The paper's figures as PNG files (matplotlib, no screen needed): success curves over generations
 (Fig. 2), return densities and training-step bars of the transfer study (Fig. 3), and next-state /
-reward histograms of SE and real transitions (Fig. 4)."""
+reward histograms of SE and real transitions (Fig. 4); and ours: the SE-against-real scatter of the
+HPO-proxy study."""
 
 from __future__ import annotations
 
@@ -113,4 +114,19 @@ def transition_histograms(groups: dict[str, dict[str, np.ndarray]], obs_names: l
         ax.set_title(obs_names[d] if d < len(obs_names) else "reward", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10, y=1.04)
+    _save(fig, path)
+
+
+def proxy_scatter(se_returns, real_returns, spec, title: str, path: Path) -> None:
+    """One point per hyperparameter config: its mean real test return after training on the SE (x)
+    and after training on the real task (y), with the task's solved threshold on both axes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.scatter(se_returns, real_returns, s=22, alpha=0.75)
+    ax.axvline(spec.solved_threshold, color="gray", ls=":", lw=1)
+    ax.axhline(spec.solved_threshold, color="gray", ls=":", lw=1, label=f"solved ({spec.solved_threshold:g})")
+    ax.set_xlabel("real test return after training on the SE")
+    ax.set_ylabel("real test return after training on the real task")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     _save(fig, path)

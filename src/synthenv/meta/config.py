@@ -24,7 +24,26 @@ TASK_DEFAULTS = {
                        top=dict(agents_per_member=2, target_score=-90.0)),
 }
 
+# The paper's protocol (Ferreira et al. 2022, the SE success curves): its BOHB-tuned NES and DDQN per
+# task, fixed agent HPs, one agent per candidate, the single-sample solved test, no minimum of steps.
+# Tasks the paper did not learn SEs for take CartPole-v0's settings.
+_PAPER_CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="cartpole",
+                       es=dict(strategy="nes", population=16, sigma=0.0124, lr=0.148, score_transform=3,
+                               mirrored=True),
+                       agent=dict(proxy_min_steps=0),
+                       top=dict(vary_hparams=False, confirm_agents=0, agents_per_member=1,
+                                common_draws="pairs", generations=200))
+PAPER_DEFAULTS = {
+    "CartPole-v0": _PAPER_CARTPOLE,
+    "CartPole-v1": _PAPER_CARTPOLE,
+    "Acrobot-v1": dict(_PAPER_CARTPOLE, se=SEConfig(hidden=167, activation="prelu"), preset="acrobot",
+                       es=dict(_PAPER_CARTPOLE["es"], sigma=0.0114, lr=0.727)),
+}
+PROTOCOLS = {"synthenv": TASK_DEFAULTS, "paper": PAPER_DEFAULTS}
+"""Named sets of per-task defaults: ours (``synthenv``) and the paper's (``paper``)."""
+
 INNER_MIXES = ("cycle", "together")
+COMMON_DRAWS = ("pairs", "population")
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,9 @@ class TrainSEConfig:
     """Agents trained on the unperturbed SE per generation (paper: one per member)."""
     agents_per_member: int = 1
     """Agents trained per perturbed candidate, their mean score is its fitness (paper: 1)."""
+    common_draws: str = "pairs"
+    """Common random numbers: ``pairs``, the two signs of a mirrored pair train agents with the same HPs
+    and seeds; ``population``, every candidate of a generation trains the same agents."""
     eval_episodes: int = 10
 
     def validate(self, check_files: bool = True) -> None:
@@ -81,6 +103,8 @@ class TrainSEConfig:
             raise UsageError(f"inner_agents names an agent twice: {','.join(self.inner_agents)}")
         if self.inner_mix not in INNER_MIXES:
             raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
+        if self.common_draws not in COMMON_DRAWS:
+            raise UsageError(f"common_draws must be one of {', '.join(COMMON_DRAWS)}, got {self.common_draws!r}")
         self.es.validate()
         self.se.validate()
         if check_files and self.init_se is not None and not Path(self.init_se).is_file():
@@ -143,10 +167,14 @@ class TrainSEConfig:
 
 
 def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | None = None,
-                se: dict | None = None, agent: dict | None = None, **top) -> TrainSEConfig:
-    """Resolve a config: task defaults, then the preset, then explicit overrides."""
+                se: dict | None = None, agent: dict | None = None, protocol: str = "synthenv",
+                **top) -> TrainSEConfig:
+    """Resolve a config: the task defaults of ``protocol`` (``PROTOCOLS``), then the preset, then
+    explicit overrides."""
     get_spec(env)
-    defaults = TASK_DEFAULTS.get(env, {})
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    defaults = PROTOCOLS[protocol].get(env, {})
     preset = preset or defaults.get("preset", "small")
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
@@ -163,7 +191,7 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
         se_base = initial.config  # the file's architecture
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
                         se=replace(se_base, **(se or {})),
-                        agent=resolve(preset, **(agent or {})), **top)
+                        agent=resolve(preset, **{**defaults.get("agent", {}), **(agent or {})}), **top)
     cfg.validate()
     if initial is not None:
         cfg.initial_se(initial)  # --se-* overrides must agree with the file

@@ -46,7 +46,7 @@ def make_member(agent, proxy_env, task, unravel, agent_config, shapes, eval_epis
 
 
 def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devices: int | None = None,
-                    agents_per_member: int = 1):
+                    agents_per_member: int = 1, common_draws: str = "pairs"):
     """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted.
 
     ``members[j]`` trains and scores one agent of inner algorithm ``j`` (see ``make_member``);
@@ -54,6 +54,10 @@ def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devi
     agents of each algorithm (different HPs and seeds; with varied HPs one agent's score is a noisy,
     often bimodal estimate of how well an SE trains agents), its fitness is their mean; each algorithm
     also trains ``unperturbed_agents`` agents on the unperturbed SE.
+
+    ``common_draws`` (common random numbers): "pairs", the candidates of one draw slot (the two signs
+    of a mirrored pair) share agent HPs and seeds; "population", every candidate trains the same
+    ``agents_per_member`` agents (same HPs and seeds), so candidates differ only by their SE.
     """
     runs = [make_runner(member, n_devices) for member in members]
 
@@ -65,7 +69,8 @@ def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devi
         flats = jnp.concatenate([jnp.repeat(cands, k, axis=0),
                                  jnp.broadcast_to(evaluated_mean, (unperturbed_agents, cands.shape[1]))])
         # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
-        cand_slots = (strategy.draw_slots[:, None] * k + jnp.arange(k)[None, :]).reshape(-1)
+        draw_slots = strategy.draw_slots if common_draws == "pairs" else jnp.zeros_like(strategy.draw_slots)
+        cand_slots = (draw_slots[:, None] * k + jnp.arange(k)[None, :]).reshape(-1)
         n_cand_draws = n_cands * k  # (some draws unused when slots are shared; keeps k=1 as before)
         slots = jnp.concatenate([cand_slots, n_cand_draws + jnp.arange(unperturbed_agents)])
         n_draws = n_cand_draws + unperturbed_agents

@@ -119,7 +119,8 @@ class Learner:
         n = len(members)
         self.groups = [[j] for j in range(n)] if config.inner_mix == "cycle" else [list(range(n))]
         self.steps = tuple(make_generation(self.strategy, [members[j] for j in group], [samplers[j] for j in group],
-                                           config.unperturbed_agents, n_devices, config.agents_per_member)
+                                           config.unperturbed_agents, n_devices, config.agents_per_member,
+                                           config.common_draws)
                            for group in self.groups)
         self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
                               else None for m, s in zip(members, samplers))
@@ -164,8 +165,9 @@ class Learner:
         return state.generations_done >= self.config.generations or (state.solved and self.config.stop_when_solved)
 
     def weights(self, flat) -> Any:
-        """A flat vector as the proxy's weights pytree."""
-        return self.unravel(flat)
+        """A flat vector as the proxy's weights pytree, on this process alone (with several processes
+        the vector is a global array, and process 0 alone writes the weights)."""
+        return self.unravel(np.asarray(flat))
 
     def advance(self, state: RunState) -> Advance:
         """One generation: ES step, the solved test (confirmed by fresh agents), the best proxy."""

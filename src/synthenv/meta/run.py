@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from synthenv import distributed
 from synthenv.errors import UsageError
 from synthenv.io import model_files
 from synthenv.io.atomic import write_json_atomic, write_text_atomic
@@ -28,27 +29,37 @@ CONFIG_FILE, METRICS_FILE, SE_FILE, STATE_FILE = "config.json", "metrics.jsonl",
 STATE_KIND = "es_run_state"
 
 
-def save_state(path: Path, state: RunState) -> None:
-    """The run state as a safetensors file: the ES state's leaves (named by pytree path), the best
-    proxy vector, and the counters as metadata."""
+def state_tensors(state: RunState) -> tuple[dict[str, np.ndarray], dict]:
+    """The run state as tensors (the ES state's leaves, named by pytree path, and the best proxy
+    vector) and metadata (the counters)."""
     leaves = jax.tree_util.tree_flatten_with_path(state.es_state)[0]
     tensors = {f"es{jax.tree_util.keystr(path)}": np.asarray(leaf) for path, leaf in leaves}
     tensors["best_se"] = np.asarray(state.best_flat)
-    model_files.save(path, tensors, {
+    return tensors, {
         "kind": STATE_KIND, "generations_done": state.generations_done, "best": asdict(state.best),
         "totals": {"real_env_steps": state.real_env_steps, "wall_seconds": state.wall_seconds},
-        "solved": state.solved, "latest_scores": state.latest_scores})
+        "solved": state.solved, "latest_scores": state.latest_scores}
+
+
+def save_state(path: Path, state: RunState) -> None:
+    """The run state as a safetensors file (``state_tensors``)."""
+    model_files.save(path, *state_tensors(state))
 
 
 def load_state(path: Path, template: RunState) -> RunState:
     """A saved run state, checked leaf by leaf against ``template`` (this run's initial state)."""
-    tensors, meta = model_files.load(path, kind=STATE_KIND)
+    return restore_state(*model_files.load(path, kind=STATE_KIND), template, path)
+
+
+def restore_state(tensors: dict[str, np.ndarray], meta: dict, template: RunState, source) -> RunState:
+    """The run state of ``state_tensors``, checked leaf by leaf against ``template``; ``source`` names
+    where it came from in errors."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template.es_state)
     restored = []
     for p, leaf in leaves:
         name = f"es{jax.tree_util.keystr(p)}"
         if name not in tensors or tensors[name].shape != np.shape(leaf):
-            raise UsageError(f"{path} does not match this run's ES state ({name}); was the run made by "
+            raise UsageError(f"{source} does not match this run's ES state ({name}); was the run made by "
                              "another synthenv version?")
         restored.append(jnp.asarray(tensors[name], dtype=jnp.asarray(leaf).dtype))
     best = meta["best"]
@@ -77,26 +88,38 @@ def load_run_config(out: Path) -> TrainSEConfig:
         raise UsageError(f"{out / CONFIG_FILE} is not a valid synthenv run config ({e})") from None
 
 
-def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_devices: int | None = None,
-             on_event: Callable[[str, dict], None] | None = None) -> dict:
-    """Learn an SE into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
-    kinds "compiled", "generation", "done"."""
-    out = Path(out)
+def _check_run_dir(config: TrainSEConfig, out: Path, resume: bool) -> bool:
+    """Refuse a wrong ``out`` or a resume with another config; whether there is a saved state to
+    continue (none if the run was interrupted before generation 0 ended)."""
     check_out_dir(out, resume)
     if resume and replace(load_run_config(out), generations=config.generations) != config:
         raise UsageError(f"{out} holds a run with another config; resume it with that config "
                          "(only the generation cap may change)")
-    emit = on_event or (lambda kind, data: None)
-    saved_state = resume and (out / STATE_FILE).exists()  # none if interrupted before generation 0 ended
-    learner = Learner(config, n_devices, from_file=not saved_state)
+    return resume and (out / STATE_FILE).exists()
 
-    state, metrics = learner.initial_state(), []
-    if saved_state:
-        state = load_state(out / STATE_FILE, state)
-    if resume:
+
+def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_devices: int | None = None,
+             on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Learn an SE into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
+    kinds "compiled", "generation", "done".
+
+    With several processes (``synthenv.distributed``) every process calls it alike and computes the
+    same run; process 0 alone reads and writes ``out`` (the others need no access to it), and the
+    others start from the state it read (or, with ``init_se``, from its initial state).
+    """
+    out, writer = Path(out), distributed.is_writer()
+    saved_state = distributed.from_writer(lambda: _check_run_dir(config, out, resume))
+    emit = on_event or (lambda kind, data: None)
+    learner = Learner(config, n_devices, from_file=writer and not saved_state)
+
+    initial, metrics = learner.initial_state(), []
+    state = distributed.from_writer(lambda: load_state(out / STATE_FILE, initial) if saved_state else initial,
+                                    pack=state_tensors,
+                                    unpack=lambda t, m: restore_state(t, m, initial, "process 0's run state"))
+    if writer and resume:
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < state.generations_done]
-    else:
+    elif writer:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / CONFIG_FILE, config.to_dict())
 
@@ -104,12 +127,13 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
     emit("compiled", {"compile_seconds": compile_s, "generations_done": state.generations_done})
     while not learner.finished(state):
         state, record, improved = learner.advance(state)
-        if improved:
-            save_proxy(out / SE_FILE, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
-                       state.best.generation, state.best.score)
-        metrics.append(record.to_json())
-        write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
-        save_state(out / STATE_FILE, state)
+        if writer:
+            if improved:
+                save_proxy(out / SE_FILE, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
+                           state.best.generation, state.best.score)
+            metrics.append(record.to_json())
+            write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+            save_state(out / STATE_FILE, state)
         emit("generation", {**record.to_json(), "generations_done": state.generations_done,
                             "generations": config.generations, "total_wall_seconds": state.wall_seconds})
     summary = {"out": str(out), "generations_done": state.generations_done, "solved": state.solved,
