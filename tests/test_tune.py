@@ -14,7 +14,7 @@ import pytest
 from synthenv.cli import main
 from synthenv.experiments import tune as tune_mod
 from synthenv.experiments.tune import PENALTY, SPACE, TuneSettings, open_study, run_cost, tune
-from test_cli import snapshot, usage_error
+from test_cli import help_lines, snapshot, usage_error
 
 TINY = {"es": {"population": 2}, "se": {"hidden": 8}, "agent": {"proxy_max_steps": 100, "proxy_min_steps": 0},
         "unperturbed_agents": 2, "confirm_agents": 0}
@@ -25,6 +25,13 @@ def trials_by_state(study_dir) -> dict[str, int]:
     study = optuna.load_study(study_name=tune_mod.STUDY_NAME, storage=f"sqlite:///{study_dir / 'study.db'}")
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     return {s: states.count(s) for s in set(states)}
+
+
+def test_tune_help_shows_types_and_defaults(capsys, monkeypatch):
+    h = help_lines(capsys, monkeypatch, ["tune"])
+    assert h["--trials"].startswith("--trials INT") and "(required)" in h["--trials"]
+    assert "(default: 3)" in h["--runs-per-trial"] and "(default: 50)" in h["--max-generations"]
+    assert "(default: CartPole-v0)" in h["--env"] and "(default: none)" in h["--config"]
 
 
 def test_run_cost():

@@ -173,7 +173,7 @@ class TuneProgress:
             self.console.print(f"  run {d['run'] + 1}/{d['runs']} (seed {d['seed']}): {result}, cost {d['cost']}, "
                                f"{d['seconds']:.0f} s (compile {d['compile_seconds']:.0f} s)")
         elif kind == "pruned":
-            self.console.print(f"  pruned in run {d['run'] + 1}: cost at least {d['bound']} >= best {d['best']:g}")
+            self.console.print(f"  pruned in run {d['run'] + 1}: value at least {d['bound']} >= best {d['best']:g}")
         elif kind == "trial_done":
             value = "" if d["value"] is None else f" {d['value']:g}"
             best = "none yet" if d["best"] is None else f"{d['best']:g}"

@@ -191,7 +191,7 @@ def make_objective(settings: TuneSettings, n_devices: int | None, emit: Callable
                 if best is not None and total + so_far + left >= best and not (done and not left):
                     trial.report(total + so_far, i)
                     trial.set_user_attr("runs", runs)
-                    emit("pruned", {"number": trial.number, "run": i, "bound": total + so_far, "best": best})
+                    emit("pruned", {"number": trial.number, "run": i, "bound": total + so_far + left, "best": best})
                     raise optuna.TrialPruned()
             cost = run_cost(state.generations_done, state.solved, settings.max_generations)
             total += cost
