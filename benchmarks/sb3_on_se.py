@@ -37,20 +37,9 @@ def real_cartpole():
         return gymnasium.make("CartPole-v0")
 
 
-def real_returns(model, episodes: int) -> list[float]:
-    env, returns = real_cartpole(), []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), terminated or truncated
-        returns.append(total)
-    return returns
-
-
 def main() -> None:
+    from synthenv.adapters.rollouts import greedy_returns
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -73,7 +62,7 @@ def main() -> None:
             model = PPO("MlpPolicy", env, seed=seed)
             model.learn(total_timesteps=args.steps)
             wall = time.perf_counter() - t
-            returns = real_returns(model, args.episodes)
+            returns = greedy_returns(real_cartpole(), model, args.episodes)
             row = {"trained_on": trained_on, "seed": seed, "timesteps": model.num_timesteps,
                    "train_wall_s": round(wall, 1), "real_mean_return": float(np.mean(returns)),
                    "real_min_return": float(np.min(returns))}

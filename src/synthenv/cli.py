@@ -429,15 +429,12 @@ def _train_se_config(a: TrainSE):
                  target_score=a.target_score, agents_per_member=a.agents_per_member,
                  common_draws=a.common_draws)
     run.check_out_dir(a.out, a.resume)
-    if a.resume and a.protocol is not None:
-        from synthenv.errors import UsageError
+    for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
+        if a.resume and value is not None:
+            from synthenv.errors import UsageError
 
-        raise UsageError("--protocol chooses the defaults of a new run; drop it to resume (the run keeps its "
-                         "saved config)")
-    if a.resume and a.config is not None:
-        from synthenv.errors import UsageError
-
-        raise UsageError("--config starts a new run; drop it to resume (the run keeps its saved config)")
+            raise UsageError(f"{flag} sets the defaults of a new run; drop it to resume (the run keeps its "
+                             "saved config)")
     if a.resume:
         config = run.load_run_config(a.out)
         _check_resume_args(a, config, es, se, top)
@@ -458,13 +455,8 @@ def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> Non
 
     from synthenv.errors import UsageError
 
-    saved = {**{f"es.{k}": v for k, v in asdict(config.es).items()},
-             **{f"se.{k}": v for k, v in asdict(config.se).items()},
-             "seed": config.seed, "vary_hparams": config.vary_hparams, "stop_when_solved": config.stop_when_solved,
-             "inner_agents": config.inner_agents, "inner_mix": config.inner_mix, "init_se": config.init_se,
-             "agents_per_member": config.agents_per_member, "common_draws": config.common_draws,
-             "confirm_agents": config.confirm_agents, "target_score": config.target_score,
-             "env": config.env, "preset": config.preset}
+    saved = asdict(config)
+    saved.update({f"{section}.{k}": v for section in ("es", "se") for k, v in saved.pop(section).items()})
     given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
              **{k: v for k, v in top.items() if k != "generations"}}
     if a.env is not None:
