@@ -143,6 +143,16 @@ def test_resume_after_a_kill_before_the_first_commit(tmp_path, run_a, config):
     assert_same_run(run_a, out)
 
 
+def test_resume_after_a_kill_mid_write(tmp_path, run_a, config):
+    """A SIGKILL while the state was being written leaves a half temporary file; resume removes it."""
+    out = tmp_path / "run"
+    train_se(dataclasses.replace(config, generations=1), out)
+    (out / ".state.safetensors.x1y2z3.tmp").write_bytes(b"half a file")
+    train_se(config, out, resume=True)
+    assert_same_run(run_a, out)
+    assert not list(out.glob(".*.tmp"))
+
+
 def test_resume_of_a_finished_run_does_nothing(tmp_path, run_a, config):
     out = tmp_path / "run"
     train_se(config, out)

@@ -26,6 +26,15 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` (a SIGKILL skips the clean-up
+    above); the files they were meant to replace are intact. Returns what was removed."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     def write(tmp):
         with open(tmp, "w") as f:

@@ -20,7 +20,7 @@ import numpy as np
 from synthenv import distributed
 from synthenv.errors import UsageError
 from synthenv.io import model_files
-from synthenv.io.atomic import write_json_atomic, write_text_atomic
+from synthenv.io.atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from synthenv.meta.config import TrainSEConfig
 from synthenv.meta.learner import Best, Learner, RunState
 from synthenv.proxies.files import save_proxy
@@ -117,6 +117,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
                                     pack=state_tensors,
                                     unpack=lambda t, m: restore_state(t, m, initial, "process 0's run state"))
     if writer and resume:
+        remove_stale_temporaries(out)
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < state.generations_done]
     elif writer:
