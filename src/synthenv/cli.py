@@ -1,5 +1,5 @@
-"""Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv evaluate``, ``synthenv tune``,
-``synthenv hpo``, ``synthenv experiment train-ses|refine-ses|transfer|histograms|hpo-proxy`` and
+"""Command-line interface (tyro, dataclass args): ``synthenv train-se``, ``synthenv train-rn``, ``synthenv evaluate``, ``synthenv tune``,
+``synthenv hpo``, ``synthenv experiment train-ses|refine-ses|transfer|histograms|rn-curves|hpo-proxy`` and
 ``synthenv plot curves``.
 
 JAX is imported only after the arguments are parsed, because the number of XLA host devices
@@ -175,13 +175,59 @@ class TrainSE:
 
 
 @dataclass(frozen=True)
+class TrainRN:
+    """Learn a reward network with an evolution strategy: fresh agents train on the real dynamics with
+    the RN's reward, one real test episode after each training episode, scored by --objective. Options
+    not given take the defaults shown (some per task); with --resume, the saved run's values."""
+
+    out: Path
+    """Run directory (config.json, metrics.jsonl, rn.safetensors, state.safetensors)."""
+    env: Annotated[Optional[str], _default("CartPole-v0")] = None
+    """Real task id: Cliff-v0, CliffWalking-v1, CartPole-v0, MountainCarContinuous-v0, ..."""
+    variant: Annotated[Optional[str], _default("additive-potential")] = None
+    """additive-potential, exclusive-potential, additive or exclusive."""
+    objective: Annotated[Optional[str], _default("auc")] = None
+    """auc (area under the test-return curve), threshold (training steps to the threshold) or final."""
+    resume: bool = False
+    """Continue the run in --out with its saved config (--generations may raise the cap)."""
+    seed: Annotated[Optional[int], _default("0")] = None
+    generations: Annotated[Optional[int], _default("50")] = None
+    population: Annotated[Optional[int], _default("16")] = None
+    inner_agents: Annotated[Optional[str], _default("per task: q_learning, ddqn, td3")] = None
+    """Comma-separated inner algorithms (NAME or NAME:PRESET; default preset small)."""
+    max_episodes: Annotated[Optional[int], _default("100")] = None
+    """Training episodes per inner agent, each followed by one real test episode."""
+    threshold: Annotated[Optional[float], _default("the task's solved threshold")] = None
+    """The threshold objective's return."""
+    vary_hparams: Annotated[Optional[bool], _default("False")] = None
+    """Vary inner-agent hyperparameters."""
+    sigma: Annotated[Optional[float], _default("0.1")] = None
+    lr: Annotated[Optional[float], _default("0.5")] = None
+    rn_hidden: Annotated[Optional[int], _default("per task: 32, 64, 128")] = None
+    rn_activation: Annotated[Optional[str], _default("per task: prelu, tanh")] = None
+    terminal_potential_zero: Annotated[Optional[bool], _default("True")] = None
+    """Potential variants: Phi of a terminal state is 0 (sound shaping); --no-terminal-potential-zero:
+    the network's Phi as is (the original implementation)."""
+    devices: Annotated[Optional[int], DEVICES] = None
+    """Local devices to split the population across."""
+    debug: bool = False
+    """Show tracebacks."""
+
+
+@dataclass(frozen=True)
 class Evaluate:
-    """Train fresh agents on an SE (--proxy) or on the real task (--env) and test them on the real task."""
+    """Train fresh agents on an SE or RN (--proxy) or on the real task (--env), test them on the real
+    task after every training episode (learning curves) and at the end."""
 
     proxy: Annotated[Optional[Path], _default("none, train on --env")] = None
-    """An SE model file; agents train only on it."""
-    env: Annotated[Optional[str], _default("the SE's task; required without --proxy")] = None
-    """Without --proxy: train on this real task (the baseline). With --proxy: check the SE's task."""
+    """An SE model file (agents train only on it) or an RN file (agents train on the real dynamics with
+    its reward)."""
+    env: Annotated[Optional[str], _default("the proxy's task; required without --proxy")] = None
+    """Without --proxy: train on this real task (the baseline). With --proxy: check the proxy's task."""
+    target: Annotated[Optional[float], _default("the task's solved threshold")] = None
+    """steps_to_target: each agent's training steps until a test return first reaches this."""
+    icm: bool = False
+    """Train with the ICM curiosity bonus added to the reward (the paper's curiosity baseline)."""
     agent: str = "ddqn"
     agents: int = 16
     episodes: int = 10
@@ -267,6 +313,27 @@ class Transfer:
     """Agents per algorithm on the real task."""
     include_unsolved: bool = False
     """Use every SE of a set, not only the solved ones."""
+    seed: int = 0
+    devices: Annotated[Optional[int], DEVICES] = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class RnCurves:
+    """The RN study: real test return against training steps for RNs (by variant) and the baselines
+    (the agent alone, + ICM, and on grid tasks + the count-based bonus)."""
+
+    rns: tuple[Path, ...]
+    """RN files, RN run folders, or folders of RN runs."""
+    out: Path
+    """Report folder: curves.png, summary.json, report.md."""
+    env: Annotated[Optional[str], _default("the RNs' task")] = None
+    agent: Annotated[Optional[str], _default("the RNs' inner agent")] = None
+    """The agent trained on the RNs and the baselines (e.g. sarsa on Cliff-v0: an unseen agent)."""
+    agents_per_rn: int = 10
+    hparams: str = "default"
+    """default (the agent's preset) or varied (the paper's varied-HP distribution per agent)."""
+    baselines: bool = True
     seed: int = 0
     devices: Annotated[Optional[int], DEVICES] = None
     debug: bool = False
@@ -437,7 +504,11 @@ def _train_se_config(a: TrainSE):
                              "saved config)")
     if a.resume:
         config = run.load_run_config(a.out)
-        _check_resume_args(a, config, es, se, top)
+        if config.kind != "se":
+            from synthenv.errors import UsageError
+
+            raise UsageError(f"{a.out} holds an RN run; resume it with synthenv train-rn --resume")
+        _check_resume_args(a.out, config, {"es": es, "se": se}, {**top, **_given(env=a.env, preset=a.preset)})
         if a.generations is not None:
             from dataclasses import replace
 
@@ -450,22 +521,49 @@ def _train_se_config(a: TrainSE):
     return config
 
 
-def _check_resume_args(a: TrainSE, config, es: dict, se: dict, top: dict) -> None:
+def _check_resume_args(out: Path, config, sections: dict[str, dict], top: dict) -> None:
+    """Refuse a resume whose given options differ from the saved config (``sections``: the options of
+    the nested configs, e.g. ``{"es": {...}}``; ``top``: the others; the generation cap may change)."""
     from dataclasses import asdict
 
     from synthenv.errors import UsageError
 
     saved = asdict(config)
-    saved.update({f"{section}.{k}": v for section in ("es", "se") for k, v in saved.pop(section).items()})
-    given = {**{f"es.{k}": v for k, v in es.items()}, **{f"se.{k}": v for k, v in se.items()},
+    saved.update({f"{section}.{k}": v for section in sections for k, v in saved.pop(section).items()})
+    given = {**{f"{section}.{k}": v for section, values in sections.items() for k, v in values.items()},
              **{k: v for k, v in top.items() if k != "generations"}}
-    if a.env is not None:
-        given["env"] = a.env
-    if a.preset is not None:
-        given["preset"] = a.preset
     for k, v in given.items():
         if saved[k] != v:
-            raise UsageError(f"{a.out} was run with {k}={saved[k]!r}, not {v!r}; drop the option to resume it")
+            raise UsageError(f"{out} was run with {k}={saved[k]!r}, not {v!r}; drop the option to resume it")
+
+
+def _train_rn(a: TrainRN) -> int:
+    from dataclasses import replace
+
+    from synthenv.errors import UsageError
+    from synthenv.meta import run
+    from synthenv.meta.rn_config import TrainRNConfig, make_rn_config
+    from synthenv.progress import GenerationProgress
+
+    es = _given(population=a.population, sigma=a.sigma, lr=a.lr)
+    rn = _given(variant=a.variant, hidden=a.rn_hidden, activation=a.rn_activation,
+                terminal_potential_zero=a.terminal_potential_zero)
+    top = _given(seed=a.seed, generations=a.generations, objective=a.objective, max_episodes=a.max_episodes,
+                 threshold=a.threshold, vary_hparams=a.vary_hparams,
+                 inner_agents=_names(a.inner_agents) if a.inner_agents is not None else None)
+    run.check_out_dir(a.out, a.resume)
+    if a.resume:
+        config = run.load_run_config(a.out)
+        if not isinstance(config, TrainRNConfig):
+            raise UsageError(f"{a.out} holds an SE run; resume it with synthenv train-se --resume")
+        _check_resume_args(a.out, config, {"es": es, "rn": rn}, {**top, **_given(env=a.env)})
+        if a.generations is not None:
+            config = replace(config, generations=a.generations)
+    else:
+        config = make_rn_config(a.env or "CartPole-v0", es=es, rn=rn, **top)
+    with GenerationProgress(config) as progress:
+        summary = run.train_rn(config, a.out, resume=a.resume, n_devices=a.devices, on_event=progress.event)
+    return 0 if summary["generations_done"] > 0 else 1
 
 
 def _evaluate(a: Evaluate) -> int:
@@ -474,7 +572,8 @@ def _evaluate(a: Evaluate) -> int:
     from synthenv.progress import print_evaluation
 
     result = evaluate_agents(proxy=a.proxy, env=a.env, agent=a.agent, agents=a.agents, episodes=a.episodes,
-                             vary_hparams=a.vary_hparams, preset=a.preset, seed=a.seed, n_devices=a.devices)
+                             vary_hparams=a.vary_hparams, preset=a.preset, seed=a.seed, n_devices=a.devices,
+                             target=a.target, icm=a.icm)
     if a.json is not None:
         write_json_atomic(a.json, result)
     print_evaluation(result)
@@ -518,6 +617,26 @@ def _transfer(a: Transfer) -> int:
                  real=a.real, real_agents=a.real_agents, seed=a.seed, solved_only=not a.include_unsolved,
                  n_devices=a.devices, on_event=progress.event)
     print(f"report: {a.out / 'report.md'}")
+    return 0
+
+
+def _rn_curves(a: RnCurves) -> int:
+    from rich.console import Console
+
+    from synthenv.experiments.rn_curves import rn_curves
+
+    console = Console(stderr=True)
+
+    def event(kind, d):
+        tag = f"[{d['index'] + 1}/{d['count']}] {d['name']}"
+        console.print(f"{tag}: training" if kind == "start" else f"{tag}: done in {d['seconds']:.0f} s")
+
+    s = rn_curves(a.env, list(a.rns), a.out, agent=a.agent, agents_per_rn=a.agents_per_rn, hparams=a.hparams,
+                  baselines=a.baselines, seed=a.seed, n_devices=a.devices, on_event=event)
+    for name, v in s["settings"].items():
+        reach = "never" if v["steps_to_threshold"] is None else f"{v['steps_to_threshold']:,.0f} steps"
+        print(f"{name:<28} mean curve reaches {s['threshold']:g}: {reach:>14}   final {v['final_return']:8.1f}")
+    print(f"report: {a.out}/report.md")
     return 0
 
 
@@ -601,13 +720,13 @@ def _tune(a: Tune) -> int:
     return 0
 
 
-COMMANDS = {"train-se": TrainSE, "evaluate": Evaluate, "tune": Tune, "hpo": Hpo}
+COMMANDS = {"train-se": TrainSE, "train-rn": TrainRN, "evaluate": Evaluate, "tune": Tune, "hpo": Hpo}
 GROUPS = {"experiment": {"train-ses": TrainSEs, "refine-ses": RefineSEs, "transfer": Transfer,
-                         "histograms": Histograms, "hpo-proxy": HpoProxy},
+                         "histograms": Histograms, "hpo-proxy": HpoProxy, "rn-curves": RnCurves},
           "plot": {"curves": Curves}}
-RUNNERS = {TrainSE: _train_se, Evaluate: _evaluate, TrainSEs: _train_ses, RefineSEs: _refine_ses,
+RUNNERS = {TrainSE: _train_se, TrainRN: _train_rn, Evaluate: _evaluate, TrainSEs: _train_ses, RefineSEs: _refine_ses,
            Transfer: _transfer, Histograms: _histograms, Curves: _curves, Tune: _tune, Hpo: _hpo,
-           HpoProxy: _hpo_proxy}
+           HpoProxy: _hpo_proxy, RnCurves: _rn_curves}
 
 
 def _bool_values_to_flags(cls, args: list[str]) -> list[str]:
@@ -644,10 +763,11 @@ def _parse(argv: list[str] | None):
         return _cli(GROUPS[argv[0]], argv[1:], f"synthenv {argv[0]}")
     if not argv or argv[0] in ("-h", "--help"):
         print("synthenv: learn synthetic environments for RL\n\ncommands:\n"
-              "  train-se      learn one SE\n  evaluate      train fresh agents on an SE or the real task\n"
+              "  train-se      learn one SE\n  train-rn      learn one reward network\n"
+              "  evaluate      train fresh agents on an SE, an RN or the real task\n"
               "  tune          search the method's hyperparameters (Optuna)\n"
               "  hpo           search an agent's hyperparameters on an SE, check the best on the real task\n"
-              "  experiment    train-ses | refine-ses | transfer | histograms (the paper's studies) | hpo-proxy\n"
+              "  experiment    train-ses | refine-ses | transfer | histograms | rn-curves (the paper's studies) | hpo-proxy\n"
               "  plot          curves (success curves of many runs)\n\n"
               "synthenv COMMAND --help for options")
         raise SystemExit(0 if argv else 2)

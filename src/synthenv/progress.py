@@ -21,11 +21,17 @@ class GenerationProgress:
     def __enter__(self):
         self.progress.__enter__()
         c = self.config
-        agents = (f"DDQN preset {c.preset}" if c.inner_agents == ("ddqn",) else
-                  f"inner agents {', '.join(c.inner_agents)} ({'cycled' if c.inner_mix == 'cycle' else 'together'})")
-        if c.init_se is not None:
-            agents += f", starting from {c.init_se}"
-        self.console.print(f"learning an SE for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
+        if c.kind == "rn":
+            agents = f"inner agents {', '.join(c.inner_agents)}, {c.max_episodes} episodes, objective {c.objective}"
+            what = f"an RN ({c.rn.variant})"
+        else:
+            agents = (f"DDQN preset {c.preset}" if c.inner_agents == ("ddqn",) else
+                      f"inner agents {', '.join(c.inner_agents)} "
+                      f"({'cycled' if c.inner_mix == 'cycle' else 'together'})")
+            if c.init_se is not None:
+                agents += f", starting from {c.init_se}"
+            what = "an SE"
+        self.console.print(f"learning {what} for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
                            f"{agents}{' (varied HPs)' if c.vary_hparams else ''}, "
                            f"up to {c.generations} generations")
         return self
@@ -57,20 +63,24 @@ class GenerationProgress:
                 + ("  [green]solved[/]" if d["solved"] else ""))
             self.progress.update(self.task, completed=done, eta=eta)
         elif kind == "done":
-            state = "[green]solved[/]" if d["solved"] else "not solved"
+            state = "[green]solved[/]" if d["solved"] else ("done" if self.config.kind == "rn" else "not solved")
             self.console.print(f"{state} after {d['generations_done']} generations, best score "
                                f"{d['best_score']:.2f} (generation {d['best_generation']}), "
-                               f"{d['wall_seconds'] + d['compile_seconds']:.0f} s; SE in {d['out']}/se.safetensors")
+                               f"{d['wall_seconds'] + d['compile_seconds']:.0f} s; "
+                               f"{self.config.kind.upper()} in {d['out']}/{self.config.proxy_file}")
 
 
 def print_evaluation(r: dict) -> None:
     n = len(r["train_steps"])
     table = Table(title=f"{n} {r['agent']} agents "
                         f"trained on {r['proxy'] or r['env'] + ' (real)'}, tested on {r['env']}")
-    for col in ("mean return", "solved fraction", "train steps (mean)", "train episodes (mean)", "diverged", "seconds"):
+    reached = [x for x in r["steps_to_target"] if x is not None]
+    for col in ("mean return", "solved fraction", "train steps (mean)", "train episodes (mean)",
+                f"steps to {r['target']:g} (mean, reached)", "diverged", "seconds"):
         table.add_column(col, justify="right")
+    to_target = f"{sum(reached) / len(reached):,.0f} ({len(reached)}/{n})" if reached else f"- (0/{n})"
     table.add_row(f"{r['mean_return']:.2f}", f"{r['solved_fraction']:.2f}", f"{sum(r['train_steps']) / n:,.0f}",
-                  f"{sum(r['train_episodes']) / n:,.1f}", str(r["diverged"]), f"{r['wall_seconds']:.1f}")
+                  f"{sum(r['train_episodes']) / n:,.1f}", to_target, str(r["diverged"]), f"{r['wall_seconds']:.1f}")
     Console().print(table)
 
 

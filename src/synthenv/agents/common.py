@@ -6,7 +6,7 @@ The contract agents fulfil is ``synthenv.agents.protocol.InnerAgent``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -96,15 +96,19 @@ def step_cap(config, stop_rule: str) -> int:
     return config.proxy_max_steps if stop_rule == "converged" else config.max_steps
 
 
+STOP_RULES = ("converged", "threshold", "none")
+
+
 def make_stop_test(config, stop_rule: str, threshold: float) -> Callable:
     """``stop(recent, episodes, steps) -> bool`` checked at the end of each episode.
 
     "converged" (on a proxy, the paper's rule): the mean return of the last ``stop_window`` episodes is
     within ``stop_tolerance`` (relative) of the mean of the window before, after at least
     ``proxy_min_steps`` steps. "threshold" (on the real task): the mean of the last ``stop_window``
-    returns reaches ``threshold``. ``recent`` holds the last ``2 * stop_window`` returns, oldest first.
+    returns reaches ``threshold``. "none": only the caps stop the agent (a fixed budget; tests on the
+    real task may stop it, ``synthenv.agents.learning_curve``). ``recent`` holds the last ``2 * stop_window`` returns, oldest first.
     """
-    if stop_rule not in ("converged", "threshold"):
+    if stop_rule not in STOP_RULES:
         raise ValueError(f"unknown stop rule {stop_rule!r}")
     window = config.stop_window
 
@@ -114,7 +118,9 @@ def make_stop_test(config, stop_rule: str, threshold: float) -> Callable:
             diff = jnp.abs(last - prev)
             ok = (diff < config.stop_tolerance * jnp.abs(prev)) | (diff == 0)
             return ok & (episodes >= 2 * window) & (steps >= config.proxy_min_steps)
-        return (last >= threshold) & (episodes >= window)
+        if stop_rule == "threshold":
+            return (last >= threshold) & (episodes >= window)
+        return jnp.bool_(False)
 
     return stop
 
@@ -147,6 +153,28 @@ def should_end(config, stop_rule: str, stop_test: Callable, ep: Episodes, ep_end
 def keep_where(cond, new, old):
     """``new`` where ``cond`` else ``old``, leaf by leaf (masked updates inside a vmapped population)."""
     return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+@dataclass(frozen=True)
+class TrainLoop:
+    """An agent's training as pieces: ``init(key, env_params, hp) -> state``, ``step(state, env_params,
+    hp) -> state`` (one environment step; PPO: one rollout and update), ``result(state) ->
+    TrainResult``. States carry ``stopped`` and ``ep`` (:class:`Episodes`). Called, it is the agent's
+    pure ``train(key, env_params, hp)``; ``synthenv.agents.learning_curve`` drives the same pieces with
+    test episodes between training episodes."""
+
+    init: Callable
+    step: Callable
+    result: Callable
+    chunk_steps: int
+    set_stopped: Callable = field(default=lambda state, stopped: state._replace(stopped=stopped))
+    """``set_stopped(state, flag)``: the state with its stop flag replaced. A stopped agent's state
+    stays unchanged by ``step`` (but for its key), so setting the flag pauses the agent."""
+
+    def __call__(self, key: jax.Array, env_params: Any, hp) -> TrainResult:
+        state = run_until_stopped(lambda s: self.step(s, env_params, hp), self.init(key, env_params, hp),
+                                  self.chunk_steps)
+        return self.result(state)
 
 
 def run_until_stopped(step: Callable, state, chunk_steps: int):

@@ -115,7 +115,7 @@ def q_values(params: dict, obs: jax.Array, hp: HParams, config: DDQNConfig) -> j
 
 def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult``.
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``).
 
     ``env`` is any gymnax environment (``synthenv.environment``); ``env_params`` its params.
     ``stop_rule``: "converged" (on an SE, the paper's rule) or "threshold" (on the real task); see
@@ -151,6 +151,7 @@ def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "conver
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
         key, k_explore, k_act, k_env, k_batch = jax.random.split(s.key, 5)
         active = ~s.stopped
+        key = common.keep_where(active, key, s.key)  # a stopped (or paused) agent draws nothing
 
         # Act: uniformly random during the initial episodes, then epsilon-greedy.
         greedy = jnp.argmax(q_values(s.params, s.obs, hp, config)).astype(jnp.int32)
@@ -175,18 +176,17 @@ def make_train(config: DDQNConfig, env, shapes: Shapes, stop_rule: str = "conver
         ep = s.ep.record(active, tr.reward, ep_end)
         past_init = s.ep.episodes >= config.init_episodes
         eps = jnp.where(ep_end & past_init, jnp.maximum(s.eps * config.eps_decay, config.eps_min), s.eps)
-        obs, env_state = tr.obs, tr.state  # gymnax auto-resets where the episode ended
+        # gymnax auto-resets where the episode ended; a stopped (or paused) agent's env stays put.
+        obs, env_state = common.keep_where(active, (tr.obs, tr.state), (s.obs, s.env_state))
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         return AgentState(params=params, target=target, opt_state=opt_state, replay=replay,
                           env_state=env_state, obs=obs, ep=ep, eps=eps, stopped=s.stopped | stop,
                           diverged=diverged, key=key)
 
-    def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
-        s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
-                                     config.chunk_steps)
+    def result(s: AgentState) -> common.TrainResult:
         return common.TrainResult(s.params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1], s.replay)
 
-    return train
+    return common.TrainLoop(init_state, step, result, config.chunk_steps)
 
 
 def make_policy(config: DDQNConfig):

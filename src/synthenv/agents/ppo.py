@@ -270,6 +270,10 @@ class AgentState(NamedTuple):
     def stopped(self) -> jax.Array:
         return self.actor.stopped
 
+    @property
+    def ep(self) -> common.Episodes:
+        return self.actor.ep
+
 
 def gae(reward, v, v_next, td_done, ep_end, gamma: float, lam: float) -> jax.Array:
     """Generalised advantage estimates of one rollout (time-major). ``v_next`` is the value of each
@@ -287,7 +291,7 @@ def gae(reward, v, v_next, td_done, ep_end, gamma: float, lam: float) -> jax.Arr
 
 def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult``.
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``).
 
     ``env`` is any gymnax environment (``synthenv.environment``); ``env_params`` its params.
     ``stop_rule``: "converged" (on an SE, the paper's rule) or "threshold" (on the real task); see
@@ -370,6 +374,7 @@ def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converg
     def iteration(s: AgentState, env_params, hp: HParams) -> AgentState:
         """Collect a rollout, then learn from it unless the agent stopped (or had stopped) on the way."""
         key, k_roll, k_update = jax.random.split(s.key, 3)
+        key = common.keep_where(~s.actor.stopped, key, s.key)  # a stopped (or paused) agent draws nothing
         actor, ro = jax.lax.scan(lambda a, k: act_once(a, k, s.params, env_params, hp), s.actor,
                                  jax.random.split(k_roll, n))
         v, v_next = value(s.params, ro.obs, hp, act), value(s.params, ro.next_obs, hp, act)
@@ -383,14 +388,15 @@ def make_train(config: PPOConfig, env, shapes: Shapes, stop_rule: str = "converg
         params, opt_state = common.keep_where(learn, (params, opt_state), (s.params, s.opt_state))
         return AgentState(params, opt_state, actor, key)
 
-    def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
-        s = common.run_until_stopped(lambda s: iteration(s, env_params, hp), init_state(key, env_params, hp),
-                                     config.chunk_steps)
+    def result(s: AgentState) -> common.TrainResult:
         a = s.actor
         return common.TrainResult(policy_params(s.params, spaces), a.ep.steps, a.ep.episodes, a.diverged,
                                   a.ep.recent[-1])
 
-    return train
+    def set_stopped(s: AgentState, stopped) -> AgentState:
+        return s._replace(actor=s.actor._replace(stopped=stopped))
+
+    return common.TrainLoop(init_state, iteration, result, config.chunk_steps, set_stopped)
 
 
 def make_policy(config: PPOConfig):

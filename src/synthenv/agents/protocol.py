@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Protocol, runtime_checkab
 
 import jax
 
-from synthenv.agents.common import StopConfig, TrainResult
+from synthenv.agents.common import StopConfig, TrainLoop, TrainResult
 
 Train = Callable[[jax.Array, Any, NamedTuple], TrainResult]
 """``train(key, env_params, hparams) -> TrainResult``: pure, usable under ``vmap``."""
@@ -47,9 +47,11 @@ class InnerAgent(Protocol):
         """The config's values, or (``vary``) a draw of the paper's varied-HP distribution."""
 
     def make_train(self, config: StopConfig, env, shapes: Any, stop_rule: str = "converged",
-                   threshold: float = 0.0) -> Train:
-        """A pure ``train`` on ``env`` (any gymnax environment); ``stop_rule`` "converged" (on a
-        proxy) or "threshold" (on the real task, with the task's ``threshold``)."""
+                   threshold: float = 0.0) -> TrainLoop:
+        """A pure ``train`` on ``env`` (any gymnax environment) as a ``TrainLoop`` (callable as
+        ``Train``; its pieces let test episodes run between training episodes); ``stop_rule``
+        "converged" (on a proxy), "threshold" (on the real task, with the task's ``threshold``) or
+        "none" (the caps only)."""
 
     def make_policy(self, config: StopConfig) -> Policy:
         """The trained agent's greedy action."""

@@ -209,7 +209,7 @@ def _critics(continuous: bool, activation: str):
 
 def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult``.
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``).
 
     ``env`` is any gymnax environment (``synthenv.environment``);
     its action space (Discrete or Box) chooses the branch. ``stop_rule``: "converged" (on an SE, the paper's
@@ -287,6 +287,7 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
         key, k_random, k_act, k_env, k_batch, k_loss = jax.random.split(s.key, 6)
         active = ~s.stopped
+        key = common.keep_where(active, key, s.key)  # a stopped (or paused) agent draws nothing
 
         # Act: uniformly random during the initial episodes, then a sample of the policy.
         past_init = s.ep.episodes >= config.init_episodes
@@ -309,19 +310,18 @@ def make_train(config: SACConfig, env, shapes: Shapes, stop_rule: str = "converg
         # Episode bookkeeping, reset on termination or truncation.
         ep_end = active & (tr.terminated | tr.truncated)
         ep = s.ep.record(active, tr.reward, ep_end)
-        obs, env_state = tr.obs, tr.state  # gymnax auto-resets where the episode ended
+        # gymnax auto-resets where the episode ended; a stopped (or paused) agent's env stays put.
+        obs, env_state = common.keep_where(active, (tr.obs, tr.state), (s.obs, s.env_state))
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         return AgentState(nets=nets, target_critic=target, opt_state=opt_state, replay=replay,
                           env_state=env_state, obs=obs, ep=ep, stopped=s.stopped | stop,
                           diverged=diverged, key=key)
 
-    def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
-        s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
-                                     config.chunk_steps)
+    def result(s: AgentState) -> common.TrainResult:
         params = Params(s.nets.actor, s.nets.critic, s.nets.log_alpha, jnp.float32(high) if continuous else None)
         return common.TrainResult(params, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1], s.replay)
 
-    return train
+    return common.TrainLoop(init_state, step, result, config.chunk_steps)
 
 
 def make_policy(config: SACConfig):

@@ -143,7 +143,7 @@ def epsilon_greedy(key: jax.Array, q: jax.Array, obs: jax.Array, eps: jax.Array)
 
 def make_train(config: TabularConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult`` (params: the Q-table).
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``) (params: the Q-table).
 
     ``env`` is any gymnax environment with one-hot observations and discrete actions; ``stop_rule``
     "converged" (on a proxy) or "threshold" (on the real task), see ``common.make_stop_test``.
@@ -189,12 +189,11 @@ def make_train(config: TabularConfig, env, shapes: Shapes, stop_rule: str = "con
         # A stopped agent keeps everything (its env state and action too), so it stays bitwise frozen.
         return common.keep_where(active, new, s)
 
-    def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
-        s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params),
-                                     config.chunk_steps)
+    def result(s: AgentState) -> common.TrainResult:
         return common.TrainResult(s.q, s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1])
 
-    return train
+    return common.TrainLoop(lambda key, env_params, hp: init_state(key, env_params), step, result,
+                            config.chunk_steps)
 
 
 def make_policy(config: TabularConfig):

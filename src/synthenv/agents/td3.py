@@ -171,7 +171,7 @@ class AgentState(NamedTuple):
 
 def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHead, actor_dim: int,
                          trained: Callable, stop_rule: str = "converged", threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult`` for TD3 with the given action head.
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``) for TD3 with the given action head.
 
     ``actor_dim`` is the actor network's output width (the action dim, or the number of logits);
     ``trained(actor)`` makes the result's ``params`` (what the agent's ``make_policy`` reads).
@@ -225,6 +225,7 @@ def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHea
     def step(s: AgentState, env_params, hp: HParams) -> AgentState:
         key, k_act, k_noise, k_random, k_env, k_batch, k_critic, k_actor = jax.random.split(s.key, 8)
         active = ~s.stopped
+        key = common.keep_where(active, key, s.key)  # a stopped (or paused) agent draws nothing
 
         # Act: uniformly random during the initial episodes, then the actor's action plus noise.
         warm = s.ep.episodes < config.init_episodes
@@ -251,24 +252,23 @@ def make_train_with_head(config: TD3Config, env, shapes: Shapes, head: ActionHea
         # Episode bookkeeping, reset on termination or truncation.
         ep_end = active & (tr.terminated | tr.truncated)
         ep = s.ep.record(active, tr.reward, ep_end)
-        obs, env_state = tr.obs, tr.state  # gymnax auto-resets where the episode ended
+        # gymnax auto-resets where the episode ended; a stopped (or paused) agent's env stays put.
+        obs, env_state = common.keep_where(active, (tr.obs, tr.state), (s.obs, s.env_state))
         stop = common.should_end(config, stop_rule, stop_test, ep, ep_end, diverged)
         return AgentState(actor=actor, actor_target=actor_target, critics=critics, critics_target=critics_target,
                           actor_opt=actor_opt, critic_opt=critic_opt, updates=s.updates + learn, replay=replay,
                           env_state=env_state, obs=obs, ep=ep, stopped=s.stopped | stop, diverged=diverged,
                           key=key)
 
-    def train(key: jax.Array, env_params: Any, hp: HParams) -> common.TrainResult:
-        s = common.run_until_stopped(lambda s: step(s, env_params, hp), init_state(key, env_params, hp),
-                                     config.chunk_steps)
+    def result(s: AgentState) -> common.TrainResult:
         return common.TrainResult(trained(s.actor), s.ep.steps, s.ep.episodes, s.diverged, s.ep.recent[-1],
                                   s.replay)
 
-    return train
+    return common.TrainLoop(init_state, step, result, config.chunk_steps)
 
 
 def make_train(config: TD3Config, env, shapes: Shapes, stop_rule: str = "converged", threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult``.
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``).
 
     The result's ``params`` are ``{"actor": ..., "action_high": ...}``: they carry the env's action
     bound, so ``make_policy(config)`` needs no env.

@@ -86,7 +86,7 @@ def gumbel_head(config: TD3DiscreteConfig, n_actions: int) -> ActionHead:
 
 def make_train(config: TD3DiscreteConfig, env, shapes: Shapes, stop_rule: str = "converged",
                threshold: float = 0.0):
-    """Build a pure ``train(key, env_params, hp) -> TrainResult`` (``params`` is the actor)."""
+    """Build ``train(key, env_params, hp) -> TrainResult`` (a ``common.TrainLoop``) (``params`` is the actor)."""
     n_actions = describe(env).n_actions
     head = gumbel_head(config, n_actions)
     return make_train_with_head(config, env, shapes, head, n_actions, lambda actor: actor, stop_rule,

@@ -1,4 +1,4 @@
-"""Train fresh agents on an SE (or on the real task, as the baseline) and test them on the real task."""
+"""Train fresh agents on an SE, an RN-wrapped task or the real task (the baseline) and test them on the real task."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from synthenv.agents.common import with_protocol
+from synthenv.agents.learning_curve import make_tested_train, steps_to_target
 from synthenv.agents.registry import check_supports, split_entry
 from synthenv.errors import UsageError
 from synthenv.evaluation import make_evaluate
 from synthenv.meta.config import TASK_DEFAULTS
 from synthenv.meta.population import make_runner
-from synthenv.proxies.files import load_se
+from synthenv.proxies.files import load_proxy
 from synthenv.tasks.real import make_task
 from synthenv.tasks.registry import get_spec
 
@@ -49,7 +50,8 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
 
 
 def make_train_and_test(module, config, shapes, task, train_env, rule: str, env_params, episodes: int,
-                        n_devices: int | None = None, per_agent_params: bool = False):
+                        n_devices: int | None = None, per_agent_params: bool = False, curves: bool = False,
+                        test_threshold: float | None = None):
     """A compiled ``run(keys, hps, per_agent=None) -> dict``: agent ``i`` trains on ``train_env`` with key
     ``keys[i]`` and the hyperparameters ``hps[i]`` (a ``module.HParams`` with a leading axis, within
     ``shapes``), then is tested for ``episodes`` greedy episodes on the real task; all agents in one call
@@ -58,33 +60,42 @@ def make_train_and_test(module, config, shapes, task, train_env, rule: str, env_
 
     ``env_params`` are every agent's params (None: the env's defaults); with ``per_agent_params``, the
     call's ``per_agent`` params have a leading axis (agent i trains on SE i: many SEs in one call).
-    Returns numpy arrays: returns [agents, episodes], steps, episodes, diverged.
+    Returns numpy arrays: returns [agents, episodes], steps, episodes, diverged; with ``curves``, also
+    the learning curve of each agent (``synthenv.agents.learning_curve``: one greedy real test episode
+    after each training episode) as ``curve`` (a ``Curve`` of arrays with a leading agent axis); with
+    ``test_threshold``, an agent also stops once the mean of its last ``stop_window`` tests reaches it.
     """
     spec = task.spec
+    policy = module.make_policy(config)
     train = module.make_train(config, train_env, shapes, stop_rule=rule, threshold=spec.solved_threshold)
-    evaluate = make_evaluate(task, module.make_policy(config), episodes)
+    if curves:
+        train = make_tested_train(train, policy, task, config.max_episodes, config.stop_window, test_threshold)
+    evaluate = make_evaluate(task, policy, episodes)
 
     def one_agent(key, hp, params):
         _, k_train, k_eval = jax.random.split(key, 3)  # the first key draws the agent's HPs in train_and_test
         result = train(k_train, params if per_agent_params else env_params, hp)
+        result, curve = result if curves else (result, None)
         returns, _ = evaluate(k_eval, result.params, hp)
         returns = jnp.where(result.diverged, spec.min_return, returns)
-        return returns, result.steps, result.episodes, result.diverged
+        return returns, result.steps, result.episodes, result.diverged, curve
 
     compiled = jax.jit(make_runner(one_agent, n_devices))
 
     def run(keys, hps, per_agent=None) -> dict:
         per_agent = jnp.zeros((len(keys),)) if per_agent is None else per_agent
-        returns, steps, eps, diverged = jax.device_get(compiled(keys, hps, per_agent))
-        return {"returns": np.asarray(returns), "steps": np.asarray(steps), "episodes": np.asarray(eps),
-                "diverged": np.asarray(diverged)}
+        returns, steps, eps, diverged, curve = jax.device_get(compiled(keys, hps, per_agent))
+        out = {"returns": np.asarray(returns), "steps": np.asarray(steps), "episodes": np.asarray(eps),
+               "diverged": np.asarray(diverged)}
+        return {**out, "curve": curve} if curves else out
 
     return run
 
 
 def train_and_test(module, config, task, train_env, rule: str, env_params, n_agents: int, episodes: int,
                    vary_hparams: bool, seed: int, n_devices: int | None = None,
-                   per_agent_params: bool = False) -> dict:
+                   per_agent_params: bool = False, curves: bool = False,
+                   test_threshold: float | None = None) -> dict:
     """Train ``n_agents`` fresh agents of ``module`` on ``train_env`` and test each for ``episodes``
     greedy episodes on the real task, in one compiled call split across devices
     (``make_train_and_test``), each with the config's hyperparameters or (``vary_hparams``) its own draw.
@@ -92,46 +103,70 @@ def train_and_test(module, config, task, train_env, rule: str, env_params, n_age
     ``train_env`` is any gymnax environment, ``env_params`` its params for every agent (None: its
     defaults); with ``per_agent_params``, params with a leading axis of size ``n_agents`` (agent i
     trains on SE i: many SEs in one call). Returns numpy arrays: returns [n_agents, episodes], steps, episodes,
-    diverged, hparams.
+    diverged, hparams (and with ``curves`` the learning curves, see ``make_train_and_test``).
     """
     keys = jax.random.split(jax.random.key(seed), n_agents)
     draw = jax.vmap(lambda k: module.sample_hparams(jax.random.split(k, 3)[0], config, vary_hparams))
     hps = jax.jit(draw)(keys)  # compiled, as it was inside the training call: the same bits
     run = make_train_and_test(module, config, module.max_shapes(config, vary_hparams), task, train_env, rule,
-                              env_params, episodes, n_devices, per_agent_params)
+                              env_params, episodes, n_devices, per_agent_params, curves, test_threshold)
     result = run(keys, hps, env_params if per_agent_params else None)
     return {**result, "hparams": {k: np.asarray(v) for k, v in jax.device_get(hps)._asdict().items()}}
 
 
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
                     agents: int = 16, episodes: int = 10, vary_hparams: bool = False,
-                    preset: str | None = None, seed: int = 0, n_devices: int | None = None) -> dict:
-    """Returns every test return, their mean, per-agent training steps and episodes, solved fraction.
+                    preset: str | None = None, seed: int = 0, n_devices: int | None = None,
+                    target: float | None = None, icm: bool = False) -> dict:
+    """Returns every test return, their mean, per-agent training steps and episodes, solved fraction,
+    and each agent's learning curve (one greedy real test episode after each training episode) with
+    ``steps_to_target``: its training steps when a test first reached ``target`` (default: the task's
+    solved threshold; None where none did).
 
-    ``agent`` names any registered agent (``synthenv.agents.registry``); ``preset`` one of its presets.
+    ``proxy`` is an SE file (agents train on it alone, the SE's stop rule) or an RN file (agents train
+    on the real dynamics with its reward and stop once the mean of their last ``stop_window`` tests
+    reaches the task's threshold); without it agents train on the real task ``env``. ``agent`` names
+    any registered agent (``synthenv.agents.registry``); ``preset`` one of its presets. ``icm``: the
+    agents train with the ICM curiosity bonus (``synthenv.agents.icm``) on top of their env's reward.
     """
     if agents < 1 or episodes < 1:
         raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
     if proxy is None and env is None:
-        raise UsageError("give --proxy (an SE file) or --env (train on the real task)")
-    trained_with = {}
+        raise UsageError("give --proxy (an SE or RN file) or --env (train on the real task)")
+    trained_with, test_threshold, kind = {}, None, None
     if proxy is not None:
-        loaded = load_se(proxy, env_id=env)
-        task, train_env, env_params, rule = loaded.env.task, loaded.env, loaded.env.default_params, "converged"
-        trained_with = loaded.metadata.get("training_config") or {}
+        loaded = load_proxy(proxy, env_id=env)
+        kind = loaded.kind.name
+        task, train_env, env_params = loaded.env.task, loaded.env, loaded.env.default_params
+        rule = "converged" if kind == "se" else "none"
+        if kind == "rn":
+            test_threshold = task.spec.solved_threshold
+        trained_with = loaded.training_config
     else:
         task = make_task(env)
         train_env, env_params, rule = task, None, "threshold"
+    if icm:
+        from synthenv.agents.icm import ICMEnv
+
+        train_env = ICMEnv(train_env)
     spec = task.spec
+    target = spec.solved_threshold if target is None else float(target)
+    if not np.isfinite(target):
+        raise UsageError(f"--target must be a finite return, got {target}")
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, trained_with)
     t = time.perf_counter()
     r = train_and_test(module, config, task, train_env, rule, env_params, agents, episodes, vary_hparams,
-                       seed, n_devices)
-    returns, steps = r["returns"], r["steps"]
+                       seed, n_devices, curves=True, test_threshold=test_threshold)
+    returns, steps, curve = r["returns"], r["steps"], r["curve"]
     per_agent = returns.mean(axis=1)
+    to_target = np.asarray(steps_to_target(curve, target))
+    counts = np.asarray(curve.count)
+    real_train = steps if kind != "se" else np.zeros_like(steps)  # an RN keeps the real dynamics
     return {
         "proxy": str(proxy) if proxy is not None else None,
+        "proxy_kind": kind,
+        "icm": icm,
         "env": spec.id,
         "agent": agent,
         "preset": preset,
@@ -144,8 +179,14 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         "train_steps": steps.tolist(),
         "train_episodes": r["episodes"].tolist(),
         "mean_train_steps": float(np.mean(steps)),
+        "real_train_steps": real_train.tolist(),
         "solved_fraction": float(np.mean(per_agent >= spec.solved_threshold)),
         "solved_threshold": spec.solved_threshold,
+        "target": target,
+        "steps_to_target": [None if x < 0 else int(x) for x in to_target],
+        "curves": [{"steps": np.asarray(curve.steps)[i, :n].tolist(),
+                    "returns": np.asarray(curve.returns)[i, :n].tolist()} for i, n in enumerate(counts)],
+        "test_steps": np.asarray(curve.test_steps).tolist(),
         "diverged": int(np.sum(r["diverged"])),
         "hparams": {k: v.tolist() for k, v in r["hparams"].items()},
         "wall_seconds": time.perf_counter() - t,

@@ -1,7 +1,7 @@
 """The paper's figures as PNG files (matplotlib, no screen needed): success curves over generations
 (Fig. 2), return densities and training-step bars of the transfer study (Fig. 3), and next-state /
-reward histograms of SE and real transitions (Fig. 4); and ours: the SE-against-real scatter of the
-HPO-proxy study."""
+reward histograms of SE and real transitions (Fig. 4), real test return against training steps of
+RNs and baselines (Fig. 5); and ours: the SE-against-real scatter of the HPO-proxy study."""
 
 from __future__ import annotations
 
@@ -128,5 +128,22 @@ def proxy_scatter(se_returns, real_returns, spec, title: str, path: Path) -> Non
     ax.set_xlabel("real test return after training on the SE")
     ax.set_ylabel("real test return after training on the real task")
     ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def learning_curves(settings: dict, grid: np.ndarray, spec, title: str, path: Path) -> None:
+    """Mean real test return against training steps, ± one standard error, one line per setting."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, v in settings.items():
+        mean, se = np.asarray(v["mean"]), np.asarray(v["standard_error"])
+        style = "-" if name.startswith("RN") else "--"
+        (line,) = ax.plot(grid, mean, style, label=f"{name} ({v['agents']})")
+        ax.fill_between(grid, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    ax.axhline(spec.solved_threshold, color="gray", ls=":", lw=1)
+    ax.set_xlabel("training steps (real dynamics)")
+    ax.set_ylabel("real test return")
+    ax.set_title(title)
     ax.legend(fontsize=7)
     _save(fig, path)

@@ -46,6 +46,21 @@ INNER_MIXES = ("cycle", "together")
 COMMON_DRAWS = ("pairs", "population")
 
 
+def check_outer_loop(config, spec) -> None:
+    """The checks an SE and an RN run share: inner agents, how they mix, common draws, the ES."""
+    if not config.inner_agents:
+        raise UsageError("inner_agents must name at least one agent")
+    for entry in config.inner_agents:
+        check_entry(entry, spec.continuous, spec.id)
+    if len(set(config.inner_agents)) < len(config.inner_agents):
+        raise UsageError(f"inner_agents names an agent twice: {','.join(config.inner_agents)}")
+    if config.inner_mix not in INNER_MIXES:
+        raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {config.inner_mix!r}")
+    if config.common_draws not in COMMON_DRAWS:
+        raise UsageError(f"common_draws must be one of {', '.join(COMMON_DRAWS)}, got {config.common_draws!r}")
+    config.es.validate()
+
+
 @dataclass(frozen=True)
 class TrainSEConfig:
     """Everything that determines an SE-learning run (written to ``config.json``)."""
@@ -89,23 +104,16 @@ class TrainSEConfig:
     and seeds; ``population``, every candidate of a generation trains the same agents."""
     eval_episodes: int = 10
 
+    kind = "se"
+    proxy_file = "se.safetensors"
+
     def validate(self, check_files: bool = True) -> None:
         """Raise ``UsageError`` naming the first invalid value; ``check_files``: also that the
         ``init_se`` file exists (a resumed run no longer needs it)."""
         spec = get_spec(self.env)
         if spec.continuous:
             raise UsageError(f"SEs are implemented for discrete-action tasks only; {spec.id} is continuous")
-        if not self.inner_agents:
-            raise UsageError("inner_agents must name at least one agent")
-        for entry in self.inner_agents:
-            check_entry(entry, spec.continuous, spec.id)
-        if len(set(self.inner_agents)) < len(self.inner_agents):
-            raise UsageError(f"inner_agents names an agent twice: {','.join(self.inner_agents)}")
-        if self.inner_mix not in INNER_MIXES:
-            raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {self.inner_mix!r}")
-        if self.common_draws not in COMMON_DRAWS:
-            raise UsageError(f"common_draws must be one of {', '.join(COMMON_DRAWS)}, got {self.common_draws!r}")
-        self.es.validate()
+        check_outer_loop(self, spec)
         self.se.validate()
         if check_files and self.init_se is not None and not Path(self.init_se).is_file():
             raise UsageError(f"init_se: no SE file at {self.init_se}")
@@ -140,6 +148,16 @@ class TrainSEConfig:
         from synthenv.proxies.registry import PROXIES
 
         return PROXIES["synthetic_env"].env_type(task, self.se)
+
+    def initial_weights(self):
+        """The ``init_se`` file's weights to start from (None: a fresh SE)."""
+        return None if self.init_se is None else self.initial_se().weights
+
+    def make_member(self, agent, proxy, task, unravel, agent_config, shapes):
+        """One population member: an agent trained on the SE, scored on the real task."""
+        from synthenv.meta.generation import make_member
+
+        return make_member(agent, proxy, task, unravel, agent_config, shapes, self.eval_episodes)
 
     def solved_score(self) -> float:
         return get_spec(self.env).solved_threshold if self.target_score is None else self.target_score

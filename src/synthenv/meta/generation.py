@@ -1,4 +1,4 @@
-"""One generation of SE learning as one compiled call: perturb -> train agents on the proxies ->
+"""One generation of proxy learning as one compiled call: perturb -> train agents on the proxies ->
 evaluate them on the real task -> update the ES."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from synthenv.agents.learning_curve import make_tested_train
 from synthenv.evaluation import make_evaluate
+from synthenv.meta import objectives
 from synthenv.meta.population import make_runner
 
 
@@ -41,6 +43,23 @@ def make_member(agent, proxy_env, task, unravel, agent_config, shapes, eval_epis
         returns, real_steps = evaluate(k_eval, result.params, hp)
         score = jnp.where(result.diverged, task.spec.min_return, jnp.mean(returns))
         return score, result.steps, result.episodes, result.diverged, real_steps
+
+    return member
+
+
+def make_rn_member(agent, rn_env, task, unravel, agent_config, shapes, objective: str, threshold: float,
+                   max_episodes: int, window: int):
+    """``member(flat_weights, hp, key)`` for a reward network: train a fresh ``agent`` on the RN-wrapped
+    task with one real test episode after each training episode, score its curve by ``objective``
+    (``synthenv.meta.objectives``). The real-env steps are the training steps and the tests' steps."""
+    loop = agent.make_train(agent_config, rn_env, shapes, stop_rule="none")
+    train = make_tested_train(loop, agent.make_policy(agent_config), task, max_episodes, window,
+                              threshold if objective == "threshold" else None)
+
+    def member(flat, hp, key):
+        result, curve = train(key, rn_env.params_for(unravel(flat)), hp)
+        value = objectives.score(objective, curve, threshold, window, task.spec.min_return, result.diverged)
+        return value, result.steps, result.episodes, result.diverged, result.steps + curve.test_steps
 
     return member
 

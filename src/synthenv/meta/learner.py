@@ -18,7 +18,8 @@ from jax.flatten_util import ravel_pytree
 
 from synthenv.agents.registry import get_agent, split_entry
 from synthenv.meta.config import TrainSEConfig
-from synthenv.meta.generation import make_confirmation, make_generation, make_member
+from synthenv.meta.rn_config import TrainRNConfig
+from synthenv.meta.generation import make_confirmation, make_generation
 from synthenv.meta.strategies import make_strategy
 from synthenv.tasks.real import make_task
 
@@ -100,7 +101,7 @@ class Learner:
     compiled step per agent); with "together", every generation trains all of them (one step).
     """
 
-    def __init__(self, config: TrainSEConfig, n_devices: int | None = None, from_file: bool = True,
+    def __init__(self, config: TrainSEConfig | TrainRNConfig, n_devices: int | None = None, from_file: bool = True,
                  key: jax.Array | None = None):
         """``from_file=False``: a resumed run whose saved ES state replaces the initial one, so the
         ``init_se`` file is neither needed nor read. ``key``: the run's root key (default: from
@@ -112,8 +113,9 @@ class Learner:
         root = jax.random.key(config.seed) if key is None else key
         self.init_key, self.gen_key = jax.random.split(root)
         flat0, self.unravel = ravel_pytree(self.proxy.init(self.init_key))
-        if config.init_se is not None and from_file:
-            flat0 = ravel_pytree(config.initial_se().weights)[0]
+        initial = config.initial_weights() if from_file else None
+        if initial is not None:
+            flat0 = ravel_pytree(initial)[0]
         self.strategy = make_strategy(config.es, flat0.size)
         members, samplers = zip(*(self._member(name) for name in config.inner_agents))
         n = len(members)
@@ -130,7 +132,7 @@ class Learner:
         c = self.config
         agent, agent_config = get_agent(split_entry(name)[0]), c.agent_config(name)
         shapes = agent.max_shapes(agent_config, c.vary_hparams)
-        member = make_member(agent, self.proxy, self.task, self.unravel, agent_config, shapes, c.eval_episodes)
+        member = c.make_member(agent, self.proxy, self.task, self.unravel, agent_config, shapes)
         return member, lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)
 
     def initial_state(self) -> RunState:

@@ -1,9 +1,11 @@
-"""Learn an SE into a run directory: the file layer over ``synthenv.meta.learner``, with resume.
+"""Learn a proxy (an SE or an RN) into a run directory: the file layer over ``synthenv.meta.learner``,
+with resume.
 
 Run directory (every file written atomically after every generation):
-``config.json`` (the resolved config), ``metrics.jsonl`` (one line per generation),
-``se.safetensors`` (the best SE so far by score, which is the solved one if the run solved) and
-``state.safetensors`` (the run state; written last, it is the commit point).
+``config.json`` (the resolved config; an RN run's has ``"kind": "rn"``), ``metrics.jsonl`` (one line
+per generation), ``se.safetensors`` or ``rn.safetensors`` (the best proxy so far by score, which is
+the solved one if the run solved) and ``state.safetensors`` (the run state; written last, it is the
+commit point).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from synthenv.errors import UsageError
 from synthenv.io import model_files
 from synthenv.io.atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from synthenv.meta.config import TrainSEConfig
+from synthenv.meta.rn_config import TrainRNConfig
 from synthenv.meta.learner import Best, Learner, RunState
 from synthenv.proxies.files import save_proxy
 
@@ -81,14 +84,16 @@ def check_out_dir(out: Path, resume: bool) -> None:
         raise UsageError(f"{out} exists and is not empty; choose another --out")
 
 
-def load_run_config(out: Path) -> TrainSEConfig:
+def load_run_config(out: Path) -> TrainSEConfig | TrainRNConfig:
+    """The config of the run in ``out`` (an SE's, or an RN's where it says ``"kind": "rn"``)."""
     try:
-        return TrainSEConfig.from_dict(json.loads((out / CONFIG_FILE).read_text()))
+        d = json.loads((out / CONFIG_FILE).read_text())
+        return TrainRNConfig.from_dict(d) if d.get("kind") == "rn" else TrainSEConfig.from_dict(d)
     except (json.JSONDecodeError, TypeError, KeyError) as e:
         raise UsageError(f"{out / CONFIG_FILE} is not a valid synthenv run config ({e})") from None
 
 
-def _check_run_dir(config: TrainSEConfig, out: Path, resume: bool) -> bool:
+def _check_run_dir(config: TrainSEConfig | TrainRNConfig, out: Path, resume: bool) -> bool:
     """Refuse a wrong ``out`` or a resume with another config; whether there is a saved state to
     continue (none if the run was interrupted before generation 0 ended)."""
     check_out_dir(out, resume)
@@ -98,9 +103,9 @@ def _check_run_dir(config: TrainSEConfig, out: Path, resume: bool) -> bool:
     return resume and (out / STATE_FILE).exists()
 
 
-def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_devices: int | None = None,
-             on_event: Callable[[str, dict], None] | None = None) -> dict:
-    """Learn an SE into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
+def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: bool = False,
+                n_devices: int | None = None, on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Learn the proxy of ``config`` (an SE or an RN) into ``out``; returns a summary. ``on_event(kind, data)`` drives progress output:
     kinds "compiled", "generation", "done".
 
     With several processes (``synthenv.distributed``) every process calls it alike and computes the
@@ -130,7 +135,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
         state, record, improved = learner.advance(state)
         if writer:
             if improved:
-                save_proxy(out / SE_FILE, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
+                save_proxy(out / config.proxy_file, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
                            state.best.generation, state.best.score)
             metrics.append(record.to_json())
             write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
@@ -143,3 +148,7 @@ def train_se(config: TrainSEConfig, out: str | Path, resume: bool = False, n_dev
                "compile_seconds": compile_s}
     emit("done", summary)
     return summary
+
+
+train_se = train_rn = train_proxy
+"""``train_se(TrainSEConfig, out)``, ``train_rn(TrainRNConfig, out)``: the same run directory layer."""
