@@ -88,7 +88,8 @@ def test_evaluate_help_shows_types_and_real_defaults(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [["experiment", "train-ses"], ["experiment", "refine-ses"],
-                                  ["experiment", "transfer"], ["experiment", "histograms"], ["plot", "curves"]])
+                                  ["experiment", "transfer"], ["experiment", "histograms"], ["plot", "curves"],
+                                  ["train-rn"], ["experiment", "rn-curves"]])
 def test_other_helps_show_no_none(capsys, monkeypatch, argv):
     h = help_lines(capsys, monkeypatch, argv)
     assert "(default: one per core)" in h.get("--devices", "(default: one per core)")

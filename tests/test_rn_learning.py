@@ -82,13 +82,14 @@ def test_objectives_match_a_hand_computation():
 
 
 def test_a_short_rn_run_improves_its_objective():
-    config = make_rn_config("Cliff-v0", variant="additive", objective="threshold", generations=25, seed=3)
+    config = make_rn_config("Cliff-v0", variant="additive", objective="threshold", generations=12, seed=3)
     _, records = learn(config)
     first = records[0].score_unperturbed
-    best_late = max(r.score_unperturbed for r in records[-5:])
+    best_late = max(r.score_unperturbed for r in records[-3:])
     assert records[0].real_env_steps_generation > 0
-    # Fewer real training steps to the threshold (the unperturbed RN's 16 agents, mean).
-    assert best_late > first + 300, (first, best_late)
+    # Fewer real training steps to the threshold (the unperturbed RN's 16 agents, mean; about -1,500
+    # at first, -650 after 12 generations).
+    assert best_late > first + 500, (first, best_late)
 
 
 def test_an_rn_run_resumes_bit_identical(tmp_path):
@@ -162,10 +163,19 @@ def test_an_agents_curve_does_not_depend_on_its_batch(name):
     train = make_tested_train(loop, agent.make_policy(config), task, 12)
     hp = agent.sample_hparams(jax.random.key(0), config, False)
     run = jax.jit(jax.vmap(lambda k: train(k, task.default_params, hp)[1]))
-    alone = run(jax.random.split(jax.random.key(5), 3)[:1])
-    batched = run(jax.random.split(jax.random.key(5), 3))
+    k = jax.random.split(jax.random.key(5), 3)
+    one, other = run(k[jnp.array([0, 1])]), run(k[jnp.array([0, 2])])  # agent 0 beside two partners
     # (DDQN tests after each of its 12 episodes; PPO after each rollout that ended an episode.)
-    assert int(alone.count[0]) == (12 if name == "ddqn" else int(batched.count[0])) >= 3
+    assert int(one.count[0]) == (12 if name == "ddqn" else int(other.count[0])) >= 3
     for field in ("returns", "steps", "lengths", "test_steps"):
-        np.testing.assert_array_equal(np.asarray(getattr(alone, field))[0], np.asarray(getattr(batched, field))[0])
-    assert not np.array_equal(np.asarray(batched.steps[0]), np.asarray(batched.steps[1]))
+        np.testing.assert_array_equal(np.asarray(getattr(one, field))[0], np.asarray(getattr(other, field))[0])
+    assert not np.array_equal(np.asarray(one.steps[1]), np.asarray(other.steps[1]))  # the partners differ
+
+
+def test_train_rn_help_shows_the_real_defaults(capsys, monkeypatch):
+    from test_cli import help_lines
+
+    h = help_lines(capsys, monkeypatch, ["train-rn"])
+    assert "(default: additive-potential)" in h["--variant"] and "(default: auc)" in h["--objective"]
+    assert "(default: 100)" in h["--max-episodes"]
+    assert h["--terminal-potential-zero"].startswith("--terminal-potential-zero, --no-terminal-potential-zero")

@@ -174,6 +174,17 @@ class TrainSE:
     """Show tracebacks."""
 
 
+def _rn_default(key: str):
+    """``_default`` showing the default of an RN run's config value ``key`` (``es.sigma``)."""
+
+    def text() -> str:
+        from synthenv.meta.rn_config import TrainRNConfig
+
+        return str(_config_value(TrainRNConfig(), key))
+
+    return _default(text)
+
+
 @dataclass(frozen=True)
 class TrainRN:
     """Learn a reward network with an evolution strategy: fresh agents train on the real dynamics with
@@ -183,29 +194,29 @@ class TrainRN:
     out: Path
     """Run directory (config.json, metrics.jsonl, rn.safetensors, state.safetensors)."""
     env: Annotated[Optional[str], _default("CartPole-v0")] = None
-    """Real task id: Cliff-v0, CliffWalking-v1, CartPole-v0, MountainCarContinuous-v0, ..."""
-    variant: Annotated[Optional[str], _default("additive-potential")] = None
+    """Real task id: Cliff-v0, CliffWalking-v1, CartPole-v0, MountainCarContinuous-v0, HalfCheetah-v5, ..."""
+    variant: Annotated[Optional[str], _rn_default("rn.variant")] = None
     """additive-potential, exclusive-potential, additive or exclusive."""
-    objective: Annotated[Optional[str], _default("auc")] = None
+    objective: Annotated[Optional[str], _rn_default("objective")] = None
     """auc (area under the test-return curve), threshold (training steps to the threshold) or final."""
     resume: bool = False
     """Continue the run in --out with its saved config (--generations may raise the cap)."""
-    seed: Annotated[Optional[int], _default("0")] = None
-    generations: Annotated[Optional[int], _default("50")] = None
-    population: Annotated[Optional[int], _default("16")] = None
+    seed: Annotated[Optional[int], _rn_default("seed")] = None
+    generations: Annotated[Optional[int], _rn_default("generations")] = None
+    population: Annotated[Optional[int], _rn_default("es.population")] = None
     inner_agents: Annotated[Optional[str], _default("per task: q_learning, ddqn, td3")] = None
     """Comma-separated inner algorithms (NAME or NAME:PRESET; default preset small)."""
-    max_episodes: Annotated[Optional[int], _default("100")] = None
+    max_episodes: Annotated[Optional[int], _rn_default("max_episodes")] = None
     """Training episodes per inner agent, each followed by one real test episode."""
     threshold: Annotated[Optional[float], _default("the task's solved threshold")] = None
     """The threshold objective's return."""
-    vary_hparams: Annotated[Optional[bool], _default("False")] = None
+    vary_hparams: Annotated[Optional[bool], _rn_default("vary_hparams")] = None
     """Vary inner-agent hyperparameters."""
-    sigma: Annotated[Optional[float], _default("0.1")] = None
-    lr: Annotated[Optional[float], _default("0.5")] = None
+    sigma: Annotated[Optional[float], _rn_default("es.sigma")] = None
+    lr: Annotated[Optional[float], _rn_default("es.lr")] = None
     rn_hidden: Annotated[Optional[int], _default("per task: 32, 64, 128")] = None
     rn_activation: Annotated[Optional[str], _default("per task: prelu, tanh")] = None
-    terminal_potential_zero: Annotated[Optional[bool], _default("True")] = None
+    terminal_potential_zero: Annotated[Optional[bool], _rn_default("rn.terminal_potential_zero")] = None
     """Potential variants: Phi of a terminal state is 0 (sound shaping); --no-terminal-potential-zero:
     the network's Phi as is (the original implementation)."""
     devices: Annotated[Optional[int], DEVICES] = None
@@ -330,6 +341,8 @@ class RnCurves:
     env: Annotated[Optional[str], _default("the RNs' task")] = None
     agent: Annotated[Optional[str], _default("the RNs' inner agent")] = None
     """The agent trained on the RNs and the baselines (e.g. sarsa on Cliff-v0: an unseen agent)."""
+    preset: Annotated[Optional[str], _default("the RNs' inner-agent preset (small)")] = None
+    """The agent's preset in every setting (the count-bonus baseline: count)."""
     agents_per_rn: int = 10
     hparams: str = "default"
     """default (the agent's preset) or varied (the paper's varied-HP distribution per agent)."""
@@ -632,7 +645,7 @@ def _rn_curves(a: RnCurves) -> int:
         console.print(f"{tag}: training" if kind == "start" else f"{tag}: done in {d['seconds']:.0f} s")
 
     s = rn_curves(a.env, list(a.rns), a.out, agent=a.agent, agents_per_rn=a.agents_per_rn, hparams=a.hparams,
-                  baselines=a.baselines, seed=a.seed, n_devices=a.devices, on_event=event)
+                  baselines=a.baselines, seed=a.seed, n_devices=a.devices, on_event=event, preset=a.preset)
     for name, v in s["settings"].items():
         reach = "never" if v["steps_to_threshold"] is None else f"{v['steps_to_threshold']:,.0f} steps"
         print(f"{name:<28} mean curve reaches {s['threshold']:g}: {reach:>14}   final {v['final_return']:8.1f}")

@@ -68,8 +68,11 @@ def summarise(values: np.ndarray, grid: np.ndarray, threshold: float, to_target:
 
 def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: str | None = None,
               agents_per_rn: int = 10, hparams: str = "default", baselines: bool = True, seed: int = 0,
-              n_devices: int | None = None, on_event=None) -> dict:
-    """Run the study into ``out`` (``curves.png``, ``summary.json``, ``report.md``); returns the summary."""
+              n_devices: int | None = None, on_event=None, preset: str | None = None) -> dict:
+    """Run the study into ``out`` (``curves.png``, ``summary.json``, ``report.md``); returns the summary.
+
+    Every setting trains ``agent`` with ``preset`` (default: the preset the RNs' inner agent had, for
+    another agent ``small``), the count-bonus baseline with ``count``."""
     if hparams not in HPARAMS:
         raise UsageError(f"--hparams must be one of {', '.join(HPARAMS)}, got {hparams!r}")
     if agents_per_rn < 2:
@@ -80,7 +83,10 @@ def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: st
     loaded = [load_proxy(f, env_id=env, kind="reward_network") for f in files]
     env = loaded[0].env_id
     spec = loaded[0].env.spec
-    agent = agent or (loaded[0].training_config.get("inner_agents") or ["ddqn"])[0].split(":")[0]
+    inner_name, _, inner_preset = (loaded[0].training_config.get("inner_agents") or ["ddqn"])[0].partition(":")
+    agent = agent or inner_name
+    if preset is None:  # every setting trains the same config: the RNs' own, for their agent
+        preset = (inner_preset or "small") if agent == inner_name else "small"
     emit = on_event or (lambda kind, data: None)
     vary = hparams == "varied"
     groups: dict[str, list[dict]] = {}
@@ -93,7 +99,7 @@ def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: st
     for i, (name, proxy) in enumerate(jobs):
         emit("start", {"index": i, "count": len(jobs), "name": name, "proxy": proxy})
         r = evaluate_agents(proxy=proxy, env=env, agent=agent, agents=agents_per_rn if proxy else n_real,
-                            episodes=1, vary_hparams=vary, preset="count" if name.endswith("count bonus") else None,
+                            episodes=1, vary_hparams=vary, preset="count" if name.endswith("count bonus") else preset,
                             seed=seed + i, n_devices=n_devices, icm=name.endswith("ICM"))
         groups.setdefault(name, []).append(r)
         emit("done", {"index": i, "count": len(jobs), "name": name, "seconds": r["wall_seconds"]})
@@ -107,7 +113,7 @@ def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: st
         settings[name] = summarise(step_curves(curves, grid), grid, spec.solved_threshold, to_target)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"env": env, "agent": agent, "hparams": hparams, "agents_per_rn": agents_per_rn, "seed": seed,
+    summary = {"env": env, "agent": agent, "preset": preset, "hparams": hparams, "agents_per_rn": agents_per_rn, "seed": seed,
                "rns": [str(f) for f in files], "threshold": spec.solved_threshold, "grid": grid.tolist(),
                "settings": settings}
     figures.learning_curves(settings, grid, spec, f"{agent} on {env} ({hparams} HPs)", out / "curves.png")
@@ -122,7 +128,7 @@ def report(s: dict) -> str:
         f"({v['agents_reaching_target']}/{v['agents']}) | {v['auc']:,.0f} | {v['final_return']:.1f} |"
         for name, v in s["settings"].items())
     return (f"# RN learning curves: {s['agent']} on {s['env']}\n\n"
-            f"{s['hparams']} hyperparameters; {s['agents_per_rn']} agents per RN, as many as the largest RN "
+            f"preset {s['preset']}, {s['hparams']} hyperparameters; {s['agents_per_rn']} agents per RN, as many as the largest RN "
             f"group on each baseline; seed {s['seed']}. RNs: {', '.join(s['rns'])}.\n\n"
             f"![curves](curves.png)\n\n"
             f"| setting | agents | steps until the mean curve reaches {s['threshold']:g} | agents' steps to "

@@ -91,7 +91,7 @@ class TrainRNConfig:
     def agent_config(self, entry: str):
         """The config of inner agent ``entry``: its preset (default ``small``) with this run's episode
         budget and window."""
-        name, preset = split_entry(entry)
+        preset = split_entry(entry)[1]
         module = check_entry(entry, get_spec(self.env).continuous, self.env)
         return module.resolve(preset or "small", max_episodes=self.max_episodes, stop_window=self.window)
 

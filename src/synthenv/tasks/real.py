@@ -50,6 +50,12 @@ def _strong(state):
     return state.replace(time=jnp.asarray(state.time, jnp.int32))
 
 
-def make_task(task_id: str) -> RealTask:
-    """The real task ``task_id`` (a one-line ``UsageError`` for an unknown id)."""
-    return RealTask(get_spec(task_id))
+def make_task(task_id: str) -> TaskEnv:
+    """The real task ``task_id`` (a one-line ``UsageError`` for an unknown id): gymnax's dynamics, or
+    for ``host/`` tasks a simulator stepped on the host (``synthenv.tasks.half_cheetah``)."""
+    spec = get_spec(task_id)
+    if spec.gymnax_id == "host/HalfCheetah-v5":
+        from synthenv.tasks.half_cheetah import HalfCheetahTask
+
+        return HalfCheetahTask(spec)
+    return RealTask(spec)

@@ -48,6 +48,9 @@ TASKS: dict[str, TaskSpec] = {
     # no fall). Cap 200 (Gymnasium has none); every step can fall: worst return 200 x (-100).
     "CliffWalking-v1": TaskSpec("CliffWalking-v1", "synthenv/CliffWalking-v1", 200, -21.0, -20000.0,
                                 48, 4),
+    # Gymnasium's MuJoCo HalfCheetah-v5, stepped on the host (synthenv.tasks.half_cheetah); 3000 is the
+    # paper's threshold (the task has none); worst return: a generous floor for a diverged agent.
+    "HalfCheetah-v5": TaskSpec("HalfCheetah-v5", "host/HalfCheetah-v5", 1000, 3000.0, -5000.0, 17, 0, 6, 1.0),
 }
 
 
