@@ -1,5 +1,20 @@
-"""Test setup: two virtual CPU devices (set before jax is first imported)."""
+"""Test setup: two virtual CPU devices (set before jax is first imported), and a compilation cache
+for this run only: many tests compile the same programs (the same tiny configs) through fresh
+closures, which JAX's in-memory cache cannot reuse; the persistent cache keys on the program itself.
+Each run starts with an empty cache, so CI times stay those of a clean machine."""
+
+import atexit
+import shutil
+import tempfile
 
 from synthenv import host_devices
 
 host_devices.configure(2)
+
+import jax  # noqa: E402
+
+_CACHE = tempfile.mkdtemp(prefix="synthenv-test-jit-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
