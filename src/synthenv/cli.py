@@ -516,22 +516,29 @@ def _train_se_config(a: TrainSE):
             raise UsageError(f"{flag} sets the defaults of a new run; drop it to resume (the run keeps its "
                              "saved config)")
     if a.resume:
-        config = run.load_run_config(a.out)
-        if config.kind != "se":
-            from synthenv.errors import UsageError
-
-            raise UsageError(f"{a.out} holds an RN run; resume it with synthenv train-rn --resume")
-        _check_resume_args(a.out, config, {"es": es, "se": se}, {**top, **_given(env=a.env, preset=a.preset)})
-        if a.generations is not None:
-            from dataclasses import replace
-
-            config = replace(config, generations=a.generations)
+        config = _resumed_config(a.out, "se", {"es": es, "se": se}, {**top, **_given(env=a.env, preset=a.preset)})
     else:
         from synthenv.meta.config_file import merge, read_config_file
 
         given = {"es": es, "se": se, **top, **_given(env=a.env, preset=a.preset, protocol=a.protocol)}
         config = make_config(**(merge(read_config_file(a.config), given) if a.config is not None else given))
     return config
+
+
+def _resumed_config(out: Path, kind: str, sections: dict[str, dict], top: dict):
+    """The saved config of the ``kind`` ("se" or "rn") run in ``out``, checked against the options given
+    (``_check_resume_args``), with the generation cap of ``top`` where given."""
+    from dataclasses import replace
+
+    from synthenv.errors import UsageError
+    from synthenv.meta import run
+
+    config = run.load_run_config(out)
+    if config.kind != kind:
+        raise UsageError(f"{out} holds an {config.kind.upper()} run; resume it with synthenv "
+                         f"train-{config.kind} --resume")
+    _check_resume_args(out, config, sections, top)
+    return replace(config, generations=top["generations"]) if "generations" in top else config
 
 
 def _check_resume_args(out: Path, config, sections: dict[str, dict], top: dict) -> None:
@@ -551,11 +558,8 @@ def _check_resume_args(out: Path, config, sections: dict[str, dict], top: dict) 
 
 
 def _train_rn(a: TrainRN) -> int:
-    from dataclasses import replace
-
-    from synthenv.errors import UsageError
     from synthenv.meta import run
-    from synthenv.meta.rn_config import TrainRNConfig, make_rn_config
+    from synthenv.meta.rn_config import make_rn_config
     from synthenv.progress import GenerationProgress
 
     es = _given(population=a.population, sigma=a.sigma, lr=a.lr)
@@ -566,12 +570,7 @@ def _train_rn(a: TrainRN) -> int:
                  inner_agents=_names(a.inner_agents) if a.inner_agents is not None else None)
     run.check_out_dir(a.out, a.resume)
     if a.resume:
-        config = run.load_run_config(a.out)
-        if not isinstance(config, TrainRNConfig):
-            raise UsageError(f"{a.out} holds an SE run; resume it with synthenv train-se --resume")
-        _check_resume_args(a.out, config, {"es": es, "rn": rn}, {**top, **_given(env=a.env)})
-        if a.generations is not None:
-            config = replace(config, generations=a.generations)
+        config = _resumed_config(a.out, "rn", {"es": es, "rn": rn}, {**top, **_given(env=a.env)})
     else:
         config = make_rn_config(a.env or "CartPole-v0", es=es, rn=rn, **top)
     with GenerationProgress(config) as progress:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from synthenv.agents.common import raise_if_invalid
 from synthenv.environment import TaskEnv
 from synthenv.errors import UsageError
 
@@ -39,17 +40,13 @@ class ICMConfig:
     """Scale of the curiosity bonus added to the reward."""
 
     def validate(self) -> None:
-        checks = {"feature_dim": self.feature_dim >= 1, "hidden": self.hidden >= 1, "lr": self.lr > 0,
-                  "beta": 0 <= self.beta <= 1, "eta": self.eta >= 0}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise UsageError(f"invalid ICM setting {bad[0]}={getattr(self, bad[0])!r}")
+        raise_if_invalid("ICM", self, {"feature_dim": self.feature_dim >= 1, "hidden": self.hidden >= 1,
+                                       "lr": self.lr > 0, "beta": 0 <= self.beta <= 1, "eta": self.eta >= 0})
 
 
 class ICMNets(nn.Module):
     config: ICMConfig
     action_size: int
-    continuous: bool
 
     def setup(self):
         c = self.config
@@ -86,9 +83,8 @@ class ICMEnv(TaskEnv):
             raise UsageError(f"ICM wraps a task environment, got {type(task).__name__}")
         super().__init__(task.spec)
         self.task, self.config = task, config
-        continuous = task.spec.continuous
-        self.action_size = task.spec.action_dim if continuous else task.spec.n_actions
-        self.nets = ICMNets(config, self.action_size, continuous)
+        self.action_size = task.spec.action_dim if task.spec.continuous else task.spec.n_actions
+        self.nets = ICMNets(config, self.action_size)
         self.optimizer = optax.adam(config.lr)
 
     @property

@@ -13,6 +13,7 @@ and the agents' own ``steps_to_target``.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,7 @@ def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: st
     groups: dict[str, list[dict]] = {}
     jobs = [(f"RN {rn.config.variant}", str(f)) for rn, f in zip(loaded, files)]
     if baselines:
-        n_real = agents_per_rn * max(sum(1 for name, _ in jobs if name == j) for j, _ in jobs)
+        n_real = agents_per_rn * max(Counter(name for name, _ in jobs).values())  # the largest RN group
         jobs += [(agent, None), (f"{agent} + ICM", None)]
         if agent in ("q_learning", "sarsa"):
             jobs.append((f"{agent} + count bonus", None))

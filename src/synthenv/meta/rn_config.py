@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from synthenv.agents.registry import check_entry, split_entry
-from synthenv.errors import UsageError
+from synthenv.errors import UsageError, require_counts
 from synthenv.meta.config import check_outer_loop
 from synthenv.meta.objectives import OBJECTIVES
 from synthenv.meta.strategies import ESConfig
@@ -70,10 +70,7 @@ class TrainRNConfig:
             raise UsageError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         check_outer_loop(self, spec)
         self.rn.validate()
-        for name in ("generations", "max_episodes", "window", "unperturbed_agents", "agents_per_member"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
+        require_counts(self, ("generations", "max_episodes", "window", "unperturbed_agents", "agents_per_member"))
         if self.confirm_agents < 0:
             raise UsageError(f"confirm_agents must be >= 0, got {self.confirm_agents}")
         if self.threshold is not None and not spec.min_return <= self.threshold < float("inf"):

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from synthenv.environment import TaskEnv
-from synthenv.errors import UsageError
+from synthenv.errors import UsageError, require_counts
 from synthenv.nets import ACTIVATIONS
 from synthenv.proxies.se import _MLP
 
@@ -70,10 +70,7 @@ class RNConfig:
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise UsageError(f"unknown RN variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        for name in ("hidden", "layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"RN {name} must be an integer >= 1, got {value!r}")
+        require_counts(self, ("hidden", "layers"), "RN ")
         if self.activation not in ACTIVATIONS:
             raise UsageError(f"unknown RN activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or not 0 <= self.gamma <= 1:
