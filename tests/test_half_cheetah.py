@@ -1,5 +1,6 @@
-"""HalfCheetah-v5 stepped on the host: Gymnasium's dynamics and reward, batched under vmap, and an
-agent and an RN running on it end to end."""
+"""HalfCheetah-v5 stepped on the host: Gymnasium's dynamics and reward, batched under vmap, an agent
+and an RN running on it end to end, and the RNs that read its info vector (linear-info at its start,
+model files)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,41 @@ def test_an_rn_generation_runs_on_the_host_task():
     _, records = learn(config)
     assert records[0].real_env_steps_generation == (2 * 2 + 2) * 2 * 1000  # 6 agents, 1 episode + 1 test
     assert np.isfinite(records[0].score_unperturbed)
+
+
+def test_linear_info_starts_at_the_real_reward():
+    """The info vector (reward_forward, reward_ctrl) sums to the reward, so linear-info's initial
+    w = 1, b = 0 gives the real reward on every step."""
+    from synthenv.proxies.rn import RewardNetEnv, RNConfig
+
+    env = RewardNetEnv(make_task("HalfCheetah-v5"), RNConfig(variant="linear-info"))
+    env = env.bind(env.init(jax.random.key(0)))
+    _, state = env.reset(jax.random.key(1))
+    step = jax.jit(env.step)
+    rng = np.random.default_rng(0)
+    for t in range(5):
+        _, state, reward, _, _, info = step(jax.random.key(t), state, rng.uniform(-1, 1, 6).astype(np.float32))
+        assert set(env.spec.info_keys) <= set(info)
+        assert float(reward) == pytest.approx(float(info["real_reward"]), rel=1e-6, abs=1e-6)
+        assert float(info["reward_ctrl"]) < 0  # minus the control cost, as in Gymnasium's info
+        np.testing.assert_array_equal(np.asarray(state.info), [info["reward_forward"], info["reward_ctrl"]])
+
+
+def test_an_info_rn_file_round_trip(tmp_path):
+    import synthenv
+    from synthenv.proxies.files import save_proxy
+    from synthenv.proxies.rn import RewardNetEnv, RNConfig
+
+    task = make_task("HalfCheetah-v5")
+    x = jax.random.normal(jax.random.key(2), (4, 17))
+    info = jax.random.normal(jax.random.key(3), (4, 2))
+    for config in (RNConfig(variant="exclusive-potential", hidden=8, info=True), RNConfig(variant="linear-info")):
+        env = RewardNetEnv(task, config)
+        weights = env.init(jax.random.key(1))
+        path = tmp_path / f"{config.variant}.safetensors"
+        save_proxy(path, env, weights, {}, generation=0, score=0.0)
+        loaded = synthenv.load(path)
+        assert loaded.config == config and loaded.config.reads_info
+        assert loaded.metadata["architecture"]["info"] == config.info
+        np.testing.assert_array_equal(np.asarray(loaded.env.potential(loaded.weights, x, info)),
+                                      np.asarray(env.potential(weights, x, info)))

@@ -1,5 +1,6 @@
-"""Reward networks: each variant's reward by hand, terminal and truncation handling, the real dynamics,
-vmap, model files, config checks, and an agent training on an RN unchanged."""
+"""Reward networks: each variant's reward by hand (the "+ info" variants and linear-info on a small task
+with an info vector), terminal and truncation handling, the real dynamics, vmap, model files, config
+checks, and an agent training on an RN unchanged."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 import synthenv
-from synthenv.environment import env_step
+from synthenv.environment import TaskEnv, env_step
 from synthenv.errors import UsageError
 from synthenv.proxies.files import LoadedProxy, save_proxy
 from synthenv.proxies.registry import PROXIES, get_kind, kind_of
-from synthenv.proxies.rn import VARIANTS, RewardNetEnv, RNConfig, RNParams
+from synthenv.proxies.rn import LINEAR_INFO, VARIANTS, RewardNetEnv, RNConfig, RNParams
 from synthenv.tasks.real import make_task
+from synthenv.tasks.registry import TaskSpec
 
 ENV = "CartPole-v0"
 GAMMA = 0.9  # not the default, so a wrong discount shows
 TASK = make_task(ENV)
+STATE_VARIANTS = [v for v in VARIANTS if v != LINEAR_INFO]  # the variants on the state alone
 
 
 def rn(variant="additive-potential", terminal_potential_zero=True, task=TASK, **kw):
@@ -45,7 +49,7 @@ def by_hand(env, obs, next_obs, real_reward, terminated):
 
 
 @pytest.mark.parametrize("terminal_potential_zero", [True, False])
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", STATE_VARIANTS)
 def test_reward_by_hand_through_terminal_steps(variant, terminal_potential_zero):
     """Every variant both ways (for exclusive/additive the terminal setting must change nothing)."""
     env = rn(variant, terminal_potential_zero)
@@ -108,6 +112,111 @@ def test_non_finite_output_is_bad_with_zero_reward():
     ok = env_step(env, jax.random.key(1), state, jnp.int32(0), env.default_params)
     assert not bool(ok.bad)
     np.testing.assert_array_equal(np.asarray(t.next_obs), np.asarray(ok.next_obs))  # real dynamics still
+
+
+# ---------------------------------------------------------------------------- "+ info" and linear-info
+
+
+@struct.dataclass
+class InfoTaskState:
+    obs: jax.Array
+    time: jax.Array
+
+
+@struct.dataclass
+class InfoTaskParams:
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=6)
+
+
+class InfoTask(TaskEnv):
+    """A tiny continuous task with an info vector (``gain``, ``cost``; they sum to the reward): an
+    action with ``a[0] > 0.9`` terminates, the cap is 6 steps."""
+
+    def __init__(self):
+        super().__init__(TaskSpec("Info-v0", "test/Info-v0", 6, 0.0, -100.0, 3, 0, 2, 1.0,
+                                  info_keys=("gain", "cost")))
+
+    @property
+    def default_params(self):
+        return InfoTaskParams()
+
+    def reset_env(self, key, params):
+        obs = jax.random.normal(key, (3,))
+        return obs, InfoTaskState(obs, jnp.int32(0))
+
+    def step_env(self, key, state, action, params):
+        next_obs = 0.9 * state.obs + jnp.stack([action[0], action[1], action[0] * action[1]])
+        gain, cost = next_obs[0] - state.obs[0], -0.1 * jnp.sum(action**2)
+        info = {"gain": gain, "other": next_obs[2], "cost": cost}  # "other" is not in the info vector
+        return next_obs, InfoTaskState(next_obs, state.time + 1), gain + cost, action[0] > 0.9, info
+
+    def is_terminated(self, state, params):
+        return jnp.bool_(False)
+
+
+def network_by_hand(weights, x):
+    """The RN's network in NumPy float64 from its weights: one PReLU layer, or linear-info's one layer."""
+    net = jax.tree.map(lambda a: np.asarray(a, np.float64), weights)["reward_net"]
+    x = np.asarray(x, np.float64)
+    if "hidden_0" in net:
+        h = x @ net["hidden_0"]["kernel"] + net["hidden_0"]["bias"]
+        x = np.where(h >= 0, h, net["prelu_0"][0] * h)
+    return float(x @ net["out"]["kernel"][:, 0] + net["out"]["bias"][0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_info_reward_by_hand_through_terminal_and_truncated_steps(variant):
+    """Each variant "+ info" (and linear-info): the network reads concat(s', info of this step) for
+    N(s') and Phi(s'), concat(s, info of the step into s) for Phi(s), zeros after a reset."""
+    linear = variant == LINEAR_INFO
+    env = RewardNetEnv(InfoTask(), RNConfig(variant=variant, hidden=8, gamma=GAMMA, info=not linear))
+    weights = env.init(jax.random.key(3))
+    if linear:  # starts at w = 1, b = 0; other weights so that the reward is not the real one
+        assert np.array_equal(weights["reward_net"]["out"]["kernel"], np.ones((2, 1)))
+        assert np.array_equal(weights["reward_net"]["out"]["bias"], np.zeros(1))
+        weights = {"reward_net": {"out": {"kernel": jnp.array([[0.7], [-1.3]]), "bias": jnp.array([0.2])}}}
+    env = env.bind(weights)
+    c = env.config
+    out = lambda o, i: network_by_hand(weights, i if linear else np.concatenate([o, i]))  # noqa: E731
+    step = jax.jit(env.step)
+    obs, state = env.reset(jax.random.key(0))
+    info_prev, ends = np.zeros(2), []
+    for t in range(12):  # terminates at t = 2; the next episode is cut by the cap at t = 8
+        action = jnp.array([1.0 if t == 2 else 0.3, -0.5])
+        next_obs, next_state, reward, terminated, truncated, info = step(jax.random.key(10 + t), state, action)
+        np.testing.assert_array_equal(np.asarray(state.info), info_prev)  # what Phi(s) reads
+        true_next, info_next = np.asarray(info["final_observation"]), np.array([info["gain"], info["cost"]])
+        real = float(info["gain"]) + float(info["cost"])
+        assert float(info["real_reward"]) == pytest.approx(real, abs=1e-6)
+        if c.potential:
+            phi_next = 0.0 if bool(terminated) else out(true_next, info_next)
+            learned = GAMMA * phi_next - out(np.asarray(obs), info_prev)
+        else:
+            learned = out(true_next, info_next)
+        assert float(reward) == pytest.approx((real if c.additive else 0.0) + learned, abs=1e-5)
+        assert not bool(info["bad"])
+        if bool(terminated) or bool(truncated):
+            ends.append((t, bool(terminated)))
+            info_prev = np.zeros(2)
+        else:
+            info_prev = info_next
+        obs, state = next_obs, next_state
+    assert ends == [(2, True), (8, False)]
+
+
+@pytest.mark.parametrize("config", [RNConfig(info=True), RNConfig(variant=LINEAR_INFO)])
+def test_info_inputs_need_a_task_with_an_info_vector(config):
+    from synthenv.meta.rn_config import make_rn_config
+
+    message = ("RN info inputs need a task with an info vector; CartPole-v0 has none "
+               "(tasks with one: HalfCheetah-v5)")
+    with pytest.raises(UsageError) as e:
+        RewardNetEnv(TASK, config)
+    assert str(e.value) == message
+    with pytest.raises(UsageError) as e:
+        make_rn_config("CartPole-v0", rn={"variant": config.variant, "info": config.info})
+    assert str(e.value) == message
+    assert config.label == ("additive-potential + info" if config.info else "linear-info")
 
 
 # ----------------------------------------------------------------------------------- dynamics and vmap
@@ -210,7 +319,7 @@ def test_model_file_round_trip(tmp_path, task_id, action):
 
 @pytest.mark.parametrize("bad", [{"variant": "potential"}, {"hidden": 0}, {"layers": 0}, {"hidden": 2.5},
                                  {"activation": "gelu"}, {"gamma": 1.5}, {"gamma": -0.1},
-                                 {"terminal_potential_zero": "yes"}])
+                                 {"terminal_potential_zero": "yes"}, {"info": "yes"}])
 def test_invalid_config(bad):
     with pytest.raises(UsageError) as e:
         RewardNetEnv(TASK, RNConfig(**bad))

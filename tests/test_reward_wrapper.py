@@ -1,7 +1,7 @@
 """The Gymnasium reward wrapper of a learned RN (``synthenv.adapters.reward_wrapper``): its rewards
-equal the JAX network's for all four variants over a whole episode (terminal step included), the
-env's reward travels in ``info``, the wrapped env passes Gymnasium's checker, and Stable-Baselines3
-trains on it."""
+equal the JAX network's for all four variants over a whole episode (terminal step included) and for
+the info-reading RNs over a HalfCheetah-v5 episode, the env's reward travels in ``info``, the wrapped
+env passes Gymnasium's checker, and Stable-Baselines3 trains on it."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import synthenv
 from synthenv.adapters.reward_wrapper import RNRewardWrapper, make_reward_wrapper
 from synthenv.errors import UsageError
 from synthenv.proxies.files import save_proxy
-from synthenv.proxies.rn import VARIANTS, RewardNetEnv, RNConfig
+from synthenv.proxies.rn import LINEAR_INFO, VARIANTS, RewardNetEnv, RNConfig
 from synthenv.tasks.real import make_task
+from synthenv.tasks.registry import get_spec
 
 SE_MODEL = Path(__file__).resolve().parents[1] / "models" / "cartpole-v0-invariant.safetensors"
 RN_MODEL = Path(__file__).resolve().parents[1] / "models" / "cartpole-v0-rn.safetensors"
@@ -52,7 +53,7 @@ def expected_reward(rn, prev_obs, obs, real_reward, terminated):
     return real_reward + learned if c.additive else learned
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != LINEAR_INFO])
 def test_rewards_match_the_jax_network_over_an_episode(tmp_path, variant):
     rn = saved_rn(tmp_path, variant)
     wrapped = rn.as_gymnasium_wrapper(cartpole())
@@ -75,6 +76,65 @@ def test_rewards_match_the_jax_network_over_an_episode(tmp_path, variant):
         assert reward == pytest.approx(expected_reward(rn, obs, next_obs, real_reward, terminated), abs=1e-5)
         obs, steps = next_obs, steps + 1
     assert terminated and steps < 200  # random actions drop the pole: the terminal step was checked
+
+
+@pytest.mark.parametrize("variant", ["additive-potential", LINEAR_INFO])
+def test_info_rewards_match_the_jax_network_on_half_cheetah(tmp_path, variant):
+    """An RN "+ info" and linear-info on Gymnasium's own HalfCheetah-v5 (its step info gives the info
+    vector): each step's reward is what the JAX RN gives on the same transition."""
+    pytest.importorskip("mujoco")
+    env = RewardNetEnv(make_task("HalfCheetah-v5"),
+                       RNConfig(variant=variant, hidden=8, info=variant != LINEAR_INFO))  # implied for linear-info
+    weights = env.init(jax.random.key(0))
+    if variant == LINEAR_INFO:  # not the initial w = 1, b = 0 (the real reward)
+        weights = {"reward_net": {"out": {"kernel": np.array([[0.7], [-1.3]], np.float32),
+                                          "bias": np.array([0.2], np.float32)}}}
+    path = tmp_path / "rn.safetensors"
+    save_proxy(path, env, weights, {}, generation=0, score=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = synthenv.load(path).as_gymnasium_wrapper(gymnasium.make("HalfCheetah-v5", max_episode_steps=25))
+    jax_reward = jax.jit(env.transition_reward)
+    obs, _ = wrapped.reset(seed=0)
+    info_prev = np.zeros(2, np.float32)  # a first state's info vector
+    rng = np.random.default_rng(0)
+    truncated, steps = False, 0
+    while not truncated:
+        next_obs, reward, terminated, truncated, info = wrapped.step(rng.uniform(-1, 1, 6).astype(np.float32))
+        info_next = np.array([info["reward_forward"], info["reward_ctrl"]], np.float32)
+        assert info["reward_forward"] + info["reward_ctrl"] == pytest.approx(info["real_reward"])
+        expected, bad = jax_reward(weights, obs.astype(np.float32), info_prev, next_obs.astype(np.float32),
+                                   info_next, np.float32(info["real_reward"]), terminated)
+        assert not info["bad"] and not bool(bad)
+        assert reward == pytest.approx(float(expected), rel=1e-5, abs=1e-5)
+        obs, info_prev, steps = next_obs, info_next, steps + 1
+    assert steps == 25 and not terminated
+
+
+def test_info_inputs_refusals():
+    """No info vector for the task: refused on construction; an env whose step info lacks an entry of
+    it: refused on the step."""
+    spec = get_spec("HalfCheetah-v5")
+    weights = {"reward_net": {"out": {"kernel": np.ones((2, 1), np.float32), "bias": np.zeros(1, np.float32)}}}
+    with pytest.raises(UsageError, match="CartPole-v0 has none .tasks with one: HalfCheetah-v5.$"):
+        make_reward_wrapper(cartpole(), get_spec("CartPole-v0"), RNConfig(variant=LINEAR_INFO), weights)
+
+    class NoInfo(gymnasium.Env):
+        observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (17,), np.float64)
+        action_space = gymnasium.spaces.Box(-1.0, 1.0, (6,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(17), {}
+
+        def step(self, action):
+            return np.zeros(17), 1.0, False, False, {"reward_forward": 1.0}
+
+    wrapped = make_reward_wrapper(NoInfo(), spec, RNConfig(variant=LINEAR_INFO), weights)
+    wrapped.reset()
+    with pytest.raises(UsageError) as e:
+        wrapped.step(np.zeros(6, np.float32))
+    assert str(e.value) == ("the RN for HalfCheetah-v5 reads 'reward_ctrl' from the env's step info; this env's "
+                            "info has 'reward_forward'")
 
 
 def test_terminal_potential_is_zeroed_only_on_termination(tmp_path):

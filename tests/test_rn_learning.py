@@ -136,6 +136,9 @@ def test_train_rn_and_evaluate_on_the_command_line(tmp_path, capsys):
     (["--max-episodes", "0"], ["max_episodes must be an integer >= 1"]),
     (["--threshold", "nan"], ["threshold must be a finite return"]),
     (["--resume"], ["nothing to resume"]),
+    (["--env", "CartPole-v0", "--rn-info"], ["RN info inputs need a task with an info vector; CartPole-v0 has "
+                                             "none (tasks with one: HalfCheetah-v5)"]),
+    (["--variant", "linear-info"], ["Cliff-v0 has none (tasks with one: HalfCheetah-v5)"]),
 ])
 def test_train_rn_bad_input(tmp_path, capsys, argv, needles):
     env = [] if "--env" in argv else ["--env", "Cliff-v0"]
@@ -152,6 +155,18 @@ def test_train_rn_refuses_an_se_run_and_a_changed_resume(tmp_path, capsys):
                 "rn.variant='additive-potential'", "not 'exclusive'")
     usage_error(capsys, ["train-se", "--out", str(out), "--resume"], "holds an RN run", "train-rn --resume")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("argv, info, variant", [(["--rn-info"], True, "additive-potential"),
+                                                  (["--variant", "linear-info"], False, "linear-info"),
+                                                  ([], False, "additive-potential")])
+def test_train_rn_passes_the_info_options(tmp_path, monkeypatch, argv, info, variant):
+    from synthenv.meta import run
+
+    seen = []
+    monkeypatch.setattr(run, "train_rn", lambda config, out, **kw: seen.append(config) or {"generations_done": 1})
+    assert main(["train-rn", "--out", str(tmp_path / "rn"), "--env", "HalfCheetah-v5", *argv]) == 0
+    assert (seen[0].rn.info, seen[0].rn.variant) == (info, variant)
 
 
 @pytest.mark.parametrize("name", ["ddqn", "ppo"])
@@ -179,3 +194,5 @@ def test_train_rn_help_shows_the_real_defaults(capsys, monkeypatch):
     assert "(default: additive-potential)" in h["--variant"] and "(default: auc)" in h["--objective"]
     assert "(default: 100)" in h["--max-episodes"]
     assert h["--terminal-potential-zero"].startswith("--terminal-potential-zero, --no-terminal-potential-zero")
+    assert h["--rn-info"].startswith("--rn-info, --no-rn-info") and "(default: False)" in h["--rn-info"]
+    assert "linear-info" in h["--variant"]

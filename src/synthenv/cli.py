@@ -196,7 +196,8 @@ class TrainRN:
     env: Annotated[Optional[str], _default("CartPole-v0")] = None
     """Real task id: Cliff-v0, CliffWalking-v1, CartPole-v0, MountainCarContinuous-v0, HalfCheetah-v5, ..."""
     variant: Annotated[Optional[str], _rn_default("rn.variant")] = None
-    """additive-potential, exclusive-potential, additive or exclusive."""
+    """additive-potential, exclusive-potential, additive, exclusive, or linear-info (a linear weighting
+    of the task's info vector, the paper's baseline; HalfCheetah-v5)."""
     objective: Annotated[Optional[str], _rn_default("objective")] = None
     """auc (area under the test-return curve), threshold (training steps to the threshold) or final."""
     resume: bool = False
@@ -216,6 +217,9 @@ class TrainRN:
     lr: Annotated[Optional[float], _rn_default("es.lr")] = None
     rn_hidden: Annotated[Optional[int], _default("per task: 32, 64, 128")] = None
     rn_activation: Annotated[Optional[str], _default("per task: prelu, tanh")] = None
+    rn_info: Annotated[Optional[bool], _rn_default("rn.info")] = None
+    """The "+ info" variants: the RN also reads the task's info vector (the reward's components;
+    HalfCheetah-v5)."""
     terminal_potential_zero: Annotated[Optional[bool], _rn_default("rn.terminal_potential_zero")] = None
     """Potential variants: Phi of a terminal state is 0 (sound shaping); --no-terminal-potential-zero:
     the network's Phi as is (the original implementation)."""
@@ -563,7 +567,7 @@ def _train_rn(a: TrainRN) -> int:
     from synthenv.progress import GenerationProgress
 
     es = _given(population=a.population, sigma=a.sigma, lr=a.lr)
-    rn = _given(variant=a.variant, hidden=a.rn_hidden, activation=a.rn_activation,
+    rn = _given(variant=a.variant, hidden=a.rn_hidden, activation=a.rn_activation, info=a.rn_info,
                 terminal_potential_zero=a.terminal_potential_zero)
     top = _given(seed=a.seed, generations=a.generations, objective=a.objective, max_episodes=a.max_episodes,
                  threshold=a.threshold, vary_hparams=a.vary_hparams,

@@ -23,7 +23,7 @@ class GenerationProgress:
         c = self.config
         if c.kind == "rn":
             agents = f"inner agents {', '.join(c.inner_agents)}, {c.max_episodes} episodes, objective {c.objective}"
-            what = f"an RN ({c.rn.variant})"
+            what = f"an RN ({c.rn.label})"
         else:
             agents = (f"DDQN preset {c.preset}" if c.inner_agents == ("ddqn",) else
                       f"inner agents {', '.join(c.inner_agents)} "

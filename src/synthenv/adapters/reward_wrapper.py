@@ -9,7 +9,13 @@ and ``terminated``, exactly as :class:`synthenv.proxies.rn.RewardNetEnv` does in
 - ``exclusive-potential``: ``gamma * Phi(s') - Phi(s)``;
 - ``additive-potential``: ``r + gamma * Phi(s') - Phi(s)``;
 - ``exclusive``: ``N(s')``;
-- ``additive``: ``r + N(s')``.
+- ``additive``: ``r + N(s')``;
+- ``linear-info``: ``w . info + b`` (the info vector of the step alone).
+
+An RN "+ info" (``config.info``) reads ``concat(observation, info vector)``, the info vector being the
+entries ``spec.info_keys`` of the env's step info (HalfCheetah-v5: ``reward_forward``,
+``reward_ctrl``); after ``reset`` it is zeros, as in the JAX RN. An env whose step info lacks one of
+them raises a one-line ``UsageError`` on ``step``.
 
 With ``terminal_potential_zero`` ``Phi(s') := 0`` on a step that terminated, never on one that was
 only truncated (a cut episode does not end in a terminal state). The env's own reward is in
@@ -36,6 +42,7 @@ import numpy as np
 
 from synthenv.adapters.gymnasium_env import _activate, _quiet
 from synthenv.errors import UsageError
+from synthenv.tasks.registry import require_info_vector
 
 if TYPE_CHECKING:
     from synthenv.proxies.rn import RNConfig
@@ -43,28 +50,33 @@ if TYPE_CHECKING:
 
 POTENTIAL_VARIANTS = ("exclusive-potential", "additive-potential")
 ADDITIVE_VARIANTS = ("additive-potential", "additive")
+LINEAR_INFO = "linear-info"
 
 
 class NumpyRN:
-    """The RN's MLP in NumPy float32: an observation (or a batch of them) to one number each."""
+    """The RN's network in NumPy float32: an input (or a batch of them) of size ``input_dim`` to one
+    number each. The input is the observation, ``concat(observation, info vector)`` for an RN "+ info",
+    the info vector alone for ``linear-info`` (one linear layer, no hidden one)."""
 
-    def __init__(self, obs_dim: int, config: RNConfig, weights: Any):
+    def __init__(self, input_dim: int, config: RNConfig, weights: Any):
         if hasattr(config, "validate"):
             config.validate()
-        self.activation, self.layers = config.activation, config.layers
+        layers = 0 if config.variant == LINEAR_INFO else config.layers
+        self.activation, self.layers = config.activation, layers
         net = weights["reward_net"]
         self.dense = []
         self.slopes = []
-        for i in range(config.layers):
+        for i in range(layers):
             layer = net[f"hidden_{i}"]
             self.dense.append((np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32)))
             self.slopes.append(np.asarray(net[f"prelu_{i}"], np.float32) if config.activation == "prelu" else None)
         out = net["out"]
         self.out_kernel = np.asarray(out["kernel"], np.float32)[:, 0]
         self.out_bias = np.float32(np.asarray(out["bias"], np.float32)[0])
-        first = self.dense[0][0]
-        if first.shape != (obs_dim, config.hidden):
-            raise ValueError(f"RN first-layer kernel has shape {first.shape}, expected ({obs_dim}, {config.hidden})")
+        first, expected = (self.dense[0][0], (input_dim, config.hidden)) if layers else \
+            (np.asarray(out["kernel"]), (input_dim, 1))
+        if first.shape != expected:
+            raise ValueError(f"RN first-layer kernel has shape {first.shape}, expected {expected}")
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, np.float32)
@@ -94,23 +106,52 @@ class RNRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
             raise UsageError(f"the RN for {spec.id} reads observations of shape ({spec.obs_dim},); "
                              f"this env's observation space has shape {shape}")
         self.task_spec, self.rn_config = spec, config
-        self.rn = NumpyRN(spec.obs_dim, config, weights)
+        linear = config.variant == LINEAR_INFO
+        if linear or config.info:
+            require_info_vector(spec, "RN info inputs")
+            self._info_keys = spec.info_keys
+        else:
+            self._info_keys = ()
+        # The network's input, filled in place each step: the observation (not for linear-info), then
+        # the info vector.
+        self._info_at = 0 if linear else spec.obs_dim
+        self._input = np.zeros(self._info_at + len(self._info_keys), np.float32)
+        self.rn = NumpyRN(self._input.size, config, weights)
         self._potential = config.variant in POTENTIAL_VARIANTS
         self._additive = config.variant in ADDITIVE_VARIANTS
         self._gamma = np.float32(config.gamma)
         self._zero_terminal = config.terminal_potential_zero
         self._out_prev: np.float32 | None = None  # the network's output for the current observation
 
+    def _network_input(self, obs, info: dict | None) -> np.ndarray:
+        """The observation itself without info inputs; else ``self._input`` filled with the observation
+        and the info vector of ``info`` (zeros for None: a first state)."""
+        if not self._info_keys:
+            return obs
+        x, at = self._input, self._info_at
+        if at:
+            x[:at] = obs
+        if info is None:
+            x[at:] = 0.0
+            return x
+        try:
+            for i, key in enumerate(self._info_keys):
+                x[at + i] = info[key]
+        except KeyError:
+            raise UsageError(f"the RN for {self.task_spec.id} reads {key!r} from the env's step info; this "
+                             f"env's info has {', '.join(map(repr, info)) or 'no entries'}") from None
+        return x
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._out_prev = self.rn(obs)
+        self._out_prev = self.rn(self._network_input(obs, None))
         return obs, info
 
     def step(self, action):
         if self._out_prev is None:
             raise gymnasium.error.ResetNeeded("call reset() before step() on an RNRewardWrapper")
         obs, real_reward, terminated, truncated, info = self.env.step(action)
-        out_next = self.rn(obs)
+        out_next = self.rn(self._network_input(obs, info))
         real = np.float32(real_reward)
         with _quiet():
             if self._potential:

@@ -91,7 +91,7 @@ def rn_curves(env: str | None, rns: list[str | Path], out: str | Path, agent: st
     emit = on_event or (lambda kind, data: None)
     vary = hparams == "varied"
     groups: dict[str, list[dict]] = {}
-    jobs = [(f"RN {rn.config.variant}", str(f)) for rn, f in zip(loaded, files)]
+    jobs = [(f"RN {rn.config.label}", str(f)) for rn, f in zip(loaded, files)]
     if baselines:
         n_real = agents_per_rn * max(Counter(name for name, _ in jobs).values())  # the largest RN group
         jobs += [(agent, None), (f"{agent} + ICM", None)]

@@ -70,6 +70,7 @@ class TrainRNConfig:
             raise UsageError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         check_outer_loop(self, spec)
         self.rn.validate()
+        self.rn.check_task(spec)
         require_counts(self, ("generations", "max_episodes", "window", "unperturbed_agents", "agents_per_member"))
         if self.confirm_agents < 0:
             raise UsageError(f"confirm_agents must be >= 0, got {self.confirm_agents}")

@@ -11,7 +11,7 @@ PROXIES: dict[str, ProxyKind] = {
     "synthetic_env": ProxyKind("se", "synthetic_env", SEConfig, SyntheticEnv,
                                "synthetic environment: learned dynamics, reward and done (discrete actions)"),
     "reward_network": ProxyKind("rn", "reward_network", RNConfig, RewardNetEnv,
-                                "reward network: real dynamics, learned reward (four variants)"),
+                                "reward network: real dynamics, learned reward (four variants, + info; linear-info)"),
 }
 
 

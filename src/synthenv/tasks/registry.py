@@ -23,6 +23,9 @@ class TaskSpec:
     n_actions: int  # discrete tasks: the number of actions; 0 for continuous tasks
     action_dim: int = 0  # continuous tasks: actions are float vectors in [-action_high, action_high]
     action_high: float = 0.0
+    info_keys: tuple[str, ...] = ()
+    """The task's info vector: the step-info entries, in this order, that an RN "+ info" reads (the
+    reward's components where the task reports them); empty: the task has none."""
 
     @property
     def continuous(self) -> bool:
@@ -50,8 +53,19 @@ TASKS: dict[str, TaskSpec] = {
                                 48, 4),
     # Gymnasium's MuJoCo HalfCheetah-v5, stepped on the host (synthenv.tasks.half_cheetah); 3000 is the
     # paper's threshold (the task has none); worst return: a generous floor for a diverged agent.
-    "HalfCheetah-v5": TaskSpec("HalfCheetah-v5", "host/HalfCheetah-v5", 1000, 3000.0, -5000.0, 17, 0, 6, 1.0),
+    # Its info vector is the reward's two terms as Gymnasium's step info names them (forward velocity,
+    # minus the control cost; they sum to the reward); x_velocity repeats reward_forward, so it is left out.
+    "HalfCheetah-v5": TaskSpec("HalfCheetah-v5", "host/HalfCheetah-v5", 1000, 3000.0, -5000.0, 17, 0, 6, 1.0,
+                               info_keys=("reward_forward", "reward_ctrl")),
 }
+
+
+def require_info_vector(spec: TaskSpec, what: str) -> None:
+    """A one-line ``UsageError`` naming the tasks that have an info vector when ``spec`` has none
+    (``what``: what needs it)."""
+    if not spec.info_keys:
+        having = ", ".join(t for t, s in TASKS.items() if s.info_keys) or "none"
+        raise UsageError(f"{what} need a task with an info vector; {spec.id} has none (tasks with one: {having})")
 
 
 def get_spec(task_id: str) -> TaskSpec:
