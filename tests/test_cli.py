@@ -68,11 +68,13 @@ def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
     assert "INT" in h["--generations"] and "(default: 200)" in h["--generations"]
     assert "FLOAT" in h["--sigma"] and "(default: 0.05; Acrobot-v1: 0.0114)" in h["--sigma"]
     assert "(default: 1.0; Acrobot-v1: 0.727)" in h["--lr"]
-    assert "(default: 16)" in h["--population"] and "(default: 16)" in h["--confirm-agents"]
+    assert "(default: 16)" in h["--population"] and "(default: 128; Acrobot-v1: 16" in h["--confirm-agents"]
     assert "(default: 83; Acrobot-v1: 167)" in h["--se-hidden"]
     assert "(default: CartPole-v0)" in h["--env"] and "(default: small)" in h["--preset"]
     assert "(default: ddqn)" in h["--inner-agents"] and "(default: cycle)" in h["--inner-mix"]
     assert "195.0" in h["--target-score"] and "Acrobot-v1: -90.0" in h["--target-score"]
+    assert "(default: 1000; Acrobot-v1: 2000" in h["--proxy-max-steps"] and "(default: 1000)" in h["--proxy-min-steps"]
+    assert "(default: 2;" in h["--agents-per-member"]
     for flag in ("--mirrored", "--vary-hparams", "--stop-when-solved"):
         assert h[flag].startswith(f"{flag}, --no-{flag[2:]}") and "(default: True)" in h[flag], h[flag]
 
@@ -140,6 +142,8 @@ def test_unknown_preset(tmp_path, capsys):
     (["--inner-agents", "ddqn,ppo,ddqn"], ("inner_agents", "twice")),
     (["--protocol", "nature"], ("protocol", "'nature'")),
     (["--common-draws", "all"], ("common_draws", "'all'")),
+    (["--proxy-max-steps", "0"], ("proxy_max_steps",)),
+    (["--proxy-min-steps", "-1"], ("proxy_min_steps",)),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"
@@ -159,6 +163,29 @@ def test_paper_protocol_is_one_option_away():
             preset, False, 0, 1, 0)
     assert make_config(protocol="paper", es={"sigma": 0.2}, vary_hparams=True).es.sigma == 0.2
     assert make_config(protocol="synthenv") == make_config()
+
+
+def test_the_difference_update_default_gives_way_to_other_strategies():
+    """CartPole's default ``mirrored_update="difference"`` needs mirrored NES; choosing another strategy
+    or no mirroring drops it (nothing to weigh pairs with), asking for it explicitly is an error."""
+    from synthenv.errors import UsageError
+    from synthenv.meta.config import make_config
+
+    assert make_config().es.mirrored_update == "difference"
+    assert make_config(es={"strategy": "open_es"}).es.mirrored_update == "best_sign"
+    assert make_config(es={"mirrored": False}).es.mirrored_update == "best_sign"
+    with pytest.raises(UsageError, match="mirrored_update"):
+        make_config(es={"strategy": "snes", "mirrored_update": "difference"})
+
+
+def test_inner_budget_options_reach_the_config(tmp_path):
+    from synthenv.cli import _parse, _train_se_config
+
+    c = _train_se_config(_parse(["train-se", "--out", str(tmp_path / "r"), "--proxy-max-steps", "1500",
+                                 "--proxy-min-steps", "0"]))
+    assert (c.agent.proxy_max_steps, c.agent.proxy_min_steps) == (1500, 0)
+    c = _train_se_config(_parse(["train-se", "--out", str(tmp_path / "r")]))
+    assert (c.agent.proxy_max_steps, c.agent.proxy_min_steps, c.agents_per_member) == (1000, 1000, 2)
 
 
 def test_protocol_does_not_resume(tmp_path, capsys):

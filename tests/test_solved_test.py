@@ -83,7 +83,7 @@ def test_mixed_inner_agents_are_confirmed_on_one_se(tmp_path, monkeypatch):
     # Generation 1 (ppo) 190: below the threshold, no confirmation; latest {ddqn 197.5, ppo 190}.
     # Generation 2 (ddqn) 197 -> ddqn (197+199)/2 = 198, ppo 196: solved.
     calls = scripted(monkeypatch, [196, 190, 197, 200], [199, 150, 199, 196])
-    config = make_config(se={"hidden": 8}, generations=4, inner_agents=("ddqn", "ppo"))
+    config = make_config(se={"hidden": 8}, generations=4, inner_agents=("ddqn", "ppo"), confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
 
@@ -99,7 +99,7 @@ def test_algorithms_trained_together_confirm_each_with_its_own_agents(tmp_path, 
     """With ``inner_mix`` "together" every generation trains both algorithms; the confirmation starts
     when both reach the threshold and pools each algorithm's fresh agents with its own."""
     calls = scripted(monkeypatch, [[199, 150], [196, 197], [200, 200]], [199, 185, 200, 200])
-    config = make_config(se={"hidden": 8}, generations=3, inner_agents=("ddqn", "ppo"), inner_mix="together")
+    config = make_config(se={"hidden": 8}, generations=3, inner_agents=("ddqn", "ppo"), inner_mix="together", confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert calls["confirm"] == [(1, 0), (1, 1), (2, 0), (2, 1)]
@@ -113,7 +113,7 @@ def test_a_confirmed_se_outranks_an_unconfirmed_one(tmp_path, monkeypatch):
     """The saved SE of an unsolved run is the best confirmed one: a confirmed 190 (32 agents) beats
     a later unconfirmed 194 (16 agents)."""
     scripted(monkeypatch, [170, 196, 194], [184])
-    config = make_config(se={"hidden": 8}, generations=3)
+    config = make_config(se={"hidden": 8}, generations=3, confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     assert not summary["solved"]
     assert summary["best_generation"] == 1 and summary["best_score"] == pytest.approx(190)

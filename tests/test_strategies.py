@@ -23,6 +23,31 @@ def nes_weights_by_hand(scores: np.ndarray) -> np.ndarray:
     return u / u.max()
 
 
+def test_nes_difference_update_by_hand():
+    """``mirrored_update="difference"``: each pair moves the mean by (F+ - F-) / sum |F+ - F-| times its
+    perturbation; a pair whose signs tie (both at the maximum) moves nothing."""
+    cfg = ESConfig(population=3, sigma=0.1, lr=0.5, mirrored_update="difference")
+    es = make_strategy(cfg, DIMS)
+    mean0 = jnp.array([0.5, -1.0, 2.0])
+    state = es.init(jax.random.PRNGKey(0), mean0)
+    cands, eps, state = es.ask(jax.random.PRNGKey(7), state)
+    plus = np.array([200.0, 200.0, 40.0], np.float32)
+    minus = np.array([120.0, 200.0, 100.0], np.float32)
+    new_state, member_scores = es.tell(None, state, cands, jnp.asarray(np.concatenate([plus, minus])),
+                                       jnp.float32(150.0), eps)
+    np.testing.assert_array_equal(np.asarray(member_scores), [200.0, 200.0, 100.0])
+    w = np.array([80.0, 0.0, -60.0]) / 140.0
+    np.testing.assert_allclose(np.asarray(es.mean(new_state)), np.asarray(mean0) + 0.5 * (w @ np.asarray(eps)),
+                               rtol=1e-5, atol=1e-6)
+    # All pairs tied: no step.
+    same, _ = es.tell(None, state, cands, jnp.full(6, 200.0), jnp.float32(200.0), eps)
+    np.testing.assert_array_equal(np.asarray(es.mean(same)), np.asarray(mean0))
+    for bad in (dict(mirrored_update="mean"), dict(mirrored_update="difference", mirrored=False),
+                dict(mirrored_update="difference", strategy="snes")):
+        with pytest.raises(UsageError, match="mirrored_update"):
+            ESConfig(**bad).validate()
+
+
 def test_paper_nes_mirrored_tell_by_hand():
     cfg = ESConfig(strategy="nes", population=4, sigma=0.1, lr=0.5, score_transform=3, mirrored=True)
     es = make_strategy(cfg, DIMS)

@@ -140,6 +140,13 @@ class TrainSE:
     """The paper's score transform 0-7 (nes only)."""
     mirrored: Annotated[Optional[bool], _task_default("es.mirrored")] = None
     """Mirrored (antithetic) perturbations."""
+    mirrored_update: Annotated[Optional[str], _task_default("es.mirrored_update")] = None
+    """nes, mirrored: best_sign (the paper's: the better sign's score, then the score transform) or
+    difference (each pair weighted by its score difference)."""
+    proxy_max_steps: Annotated[Optional[int], _task_default("agent.proxy_max_steps")] = None
+    """Cap on training steps per inner agent on the SE."""
+    proxy_min_steps: Annotated[Optional[int], _task_default("agent.proxy_min_steps")] = None
+    """Steps on the SE before the paper's convergence stop may end an agent's training."""
     agents_per_member: Annotated[Optional[int], _task_default("agents_per_member")] = None
     """Agents trained per perturbed SE; their mean score is its fitness (the paper's: 1)."""
     common_draws: Annotated[Optional[str], _task_default("common_draws")] = None
@@ -504,8 +511,9 @@ def _train_se_config(a: TrainSE):
     from synthenv.meta.config import make_config
 
     es = _given(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
-                score_transform=a.score_transform, mirrored=a.mirrored)
+                score_transform=a.score_transform, mirrored=a.mirrored, mirrored_update=a.mirrored_update)
     se = _given(hidden=a.se_hidden, activation=a.se_activation)
+    agent = _given(proxy_max_steps=a.proxy_max_steps, proxy_min_steps=a.proxy_min_steps)
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = _given(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
@@ -520,11 +528,12 @@ def _train_se_config(a: TrainSE):
             raise UsageError(f"{flag} sets the defaults of a new run; drop it to resume (the run keeps its "
                              "saved config)")
     if a.resume:
-        config = _resumed_config(a.out, "se", {"es": es, "se": se}, {**top, **_given(env=a.env, preset=a.preset)})
+        config = _resumed_config(a.out, "se", {"es": es, "se": se, "agent": agent},
+                                 {**top, **_given(env=a.env, preset=a.preset)})
     else:
         from synthenv.meta.config_file import merge, read_config_file
 
-        given = {"es": es, "se": se, **top, **_given(env=a.env, preset=a.preset, protocol=a.protocol)}
+        given = {"es": es, "se": se, "agent": agent, **top, **_given(env=a.env, preset=a.preset, protocol=a.protocol)}
         config = make_config(**(merge(read_config_file(a.config), given) if a.config is not None else given))
     return config
 

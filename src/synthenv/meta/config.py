@@ -14,9 +14,16 @@ from synthenv.proxies.se import SEConfig
 from synthenv.tasks.registry import get_spec
 
 # Our defaults per task (see docs/defaults.md for how and why they differ from the paper).
+# CartPole (docs/defaults.md): every inner agent trains exactly 1,000 steps on an SE (no convergence
+# stop an SE could game); two agents score each candidate (one varied-HP agent's return is near
+# bimodal); a mirrored pair moves the ES by its score difference; 128 fresh agents confirm a solve.
+_CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="small",
+                 es=dict(mirrored_update="difference"),
+                 agent=dict(proxy_max_steps=1000, proxy_min_steps=1000),
+                 top=dict(agents_per_member=2, confirm_agents=128))
 TASK_DEFAULTS = {
-    "CartPole-v0": dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="small"),
-    "CartPole-v1": dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="small"),
+    "CartPole-v0": _CARTPOLE,
+    "CartPole-v1": _CARTPOLE,
     # The paper's tuned Acrobot NES; two agents per candidate (Acrobot fitness is close to bimodal);
     # a target above the threshold so that fresh agents clear it too (docs/defaults.md).
     "Acrobot-v1": dict(se=SEConfig(hidden=167, activation="prelu"), preset="small",
@@ -197,6 +204,8 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     es_cfg = replace(ESConfig(), **{**defaults.get("es", {}), **(es or {})})
+    if "mirrored_update" not in (es or {}) and not (es_cfg.strategy == "nes" and es_cfg.mirrored):
+        es_cfg = replace(es_cfg, mirrored_update="best_sign")  # a task default that does not apply here
     top = {**defaults.get("top", {}), **top}
     top.setdefault("unperturbed_agents", es_cfg.population)
     if "inner_agents" in top:

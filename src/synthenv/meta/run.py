@@ -125,6 +125,12 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
         remove_stale_temporaries(out)
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < state.generations_done]
+        # The generation cap may have changed: the run directory and the proxy file state the config
+        # the run goes on with, as an uninterrupted run with that cap would.
+        write_json_atomic(out / CONFIG_FILE, config.to_dict())
+        if saved_state and state.best.generation >= 0:
+            save_proxy(out / config.proxy_file, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
+                       state.best.generation, state.best.score)
     elif writer:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / CONFIG_FILE, config.to_dict())

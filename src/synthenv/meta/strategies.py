@@ -16,6 +16,7 @@ from synthenv.errors import UsageError
 from synthenv.meta.score_transforms import TRANSFORMS, transform
 
 STRATEGIES = ("nes", "open_es", "snes")
+MIRRORED_UPDATES = ("best_sign", "difference")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class ESConfig:
     lr: float = 1.0
     score_transform: int = 7
     mirrored: bool = True
+    mirrored_update: str = "best_sign"
+    """``nes`` with ``mirrored``: how a pair's two scores F+ and F- move the mean. ``best_sign`` (the
+    paper's): keep the better sign's score, then the score transform; ``difference`` (the antithetic
+    estimate): weight each pair's perturbation by F+ - F-, normalised by the sum of |F+ - F-| (the
+    score transform is not used). Pairs whose two signs score the same, e.g. both at the maximum,
+    then move nothing."""
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -40,6 +47,10 @@ class ESConfig:
             raise UsageError(f"lr (alpha) must be > 0, got {self.lr}")
         if self.score_transform not in TRANSFORMS:
             raise UsageError(f"score transform must be one of 0-7, got {self.score_transform}")
+        if self.mirrored_update not in MIRRORED_UPDATES:
+            raise UsageError(f"mirrored_update must be one of {', '.join(MIRRORED_UPDATES)}, got {self.mirrored_update!r}")
+        if self.mirrored_update == "difference" and not (self.strategy == "nes" and self.mirrored):
+            raise UsageError("mirrored_update 'difference' needs the nes strategy with mirrored sampling")
         if self.strategy == "open_es" and self.population % 2:
             raise UsageError(f"open_es uses antithetic pairs: population must be even, got {self.population}")
 
@@ -49,7 +60,8 @@ class NESState(NamedTuple):
 
 
 class PaperNES:
-    """The paper's NES: ψ ← ψ + α Σ w_i ε_i, ε_i ~ N(0, σ²); mirrored sampling keeps the better sign."""
+    """The paper's NES: ψ ← ψ + α Σ w_i ε_i, ε_i ~ N(0, σ²); mirrored sampling keeps the better sign
+    (``mirrored_update`` "best_sign") or weights each pair by its score difference ("difference")."""
 
     def __init__(self, config: ESConfig, num_dims: int):
         self.c = config
@@ -76,9 +88,13 @@ class PaperNES:
         n = self.c.population
         if self.c.mirrored:
             plus, minus = scores[:n], scores[n:]
-            flip = minus > plus
-            eps = jnp.where(flip[:, None], -eps, eps)
             scores = jnp.maximum(plus, minus)
+            if self.c.mirrored_update == "difference":
+                d = (plus - minus).astype(jnp.float32)
+                norm = jnp.sum(jnp.abs(d))
+                w = jnp.where(norm > 0, d / jnp.where(norm > 0, norm, 1.0), 0.0)
+                return NESState(state.mean + self.c.lr * (w @ eps)), scores
+            eps = jnp.where((minus > plus)[:, None], -eps, eps)
         w = transform(scores, self.c.score_transform, unperturbed_mean)
         return NESState(state.mean + self.c.lr * (w @ eps)), scores
 
