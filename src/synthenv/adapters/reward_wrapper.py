@@ -42,15 +42,10 @@ import numpy as np
 
 from synthenv.adapters.gymnasium_env import _activate, _quiet
 from synthenv.errors import UsageError
-from synthenv.tasks.registry import require_info_vector
 
 if TYPE_CHECKING:
     from synthenv.proxies.rn import RNConfig
     from synthenv.tasks.registry import TaskSpec
-
-POTENTIAL_VARIANTS = ("exclusive-potential", "additive-potential")
-ADDITIVE_VARIANTS = ("additive-potential", "additive")
-LINEAR_INFO = "linear-info"
 
 
 class NumpyRN:
@@ -61,7 +56,7 @@ class NumpyRN:
     def __init__(self, input_dim: int, config: RNConfig, weights: Any):
         if hasattr(config, "validate"):
             config.validate()
-        layers = 0 if config.variant == LINEAR_INFO else config.layers
+        layers = 0 if config.linear else config.layers
         self.activation, self.layers = config.activation, layers
         net = weights["reward_net"]
         self.dense = []
@@ -106,19 +101,15 @@ class RNRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
             raise UsageError(f"the RN for {spec.id} reads observations of shape ({spec.obs_dim},); "
                              f"this env's observation space has shape {shape}")
         self.task_spec, self.rn_config = spec, config
-        linear = config.variant == LINEAR_INFO
-        if linear or config.info:
-            require_info_vector(spec, "RN info inputs")
-            self._info_keys = spec.info_keys
-        else:
-            self._info_keys = ()
+        config.check_task(spec)
+        self._info_keys = config.info_keys(spec)
         # The network's input, filled in place each step: the observation (not for linear-info), then
         # the info vector.
-        self._info_at = 0 if linear else spec.obs_dim
-        self._input = np.zeros(self._info_at + len(self._info_keys), np.float32)
+        self._input = np.zeros(config.input_dim(spec), np.float32)
+        self._info_at = self._input.size - len(self._info_keys)
         self.rn = NumpyRN(self._input.size, config, weights)
-        self._potential = config.variant in POTENTIAL_VARIANTS
-        self._additive = config.variant in ADDITIVE_VARIANTS
+        self._potential = config.potential
+        self._additive = config.additive
         self._gamma = np.float32(config.gamma)
         self._zero_terminal = config.terminal_potential_zero
         self._out_prev: np.float32 | None = None  # the network's output for the current observation

@@ -118,6 +118,11 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
     learner = Learner(config, n_devices, from_file=writer and not saved_state)
 
     initial, metrics = learner.initial_state(), []
+
+    def save_best(state: RunState) -> None:
+        save_proxy(out / config.proxy_file, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
+                   state.best.generation, state.best.score)
+
     state = distributed.from_writer(lambda: load_state(out / STATE_FILE, initial) if saved_state else initial,
                                     pack=state_tensors,
                                     unpack=lambda t, m: restore_state(t, m, initial, "process 0's run state"))
@@ -125,14 +130,13 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
         remove_stale_temporaries(out)
         lines = (out / METRICS_FILE).read_text().splitlines() if (out / METRICS_FILE).exists() else []
         metrics = [m for m in map(json.loads, lines) if m["generation"] < state.generations_done]
-        # The generation cap may have changed: the run directory and the proxy file state the config
-        # the run goes on with, as an uninterrupted run with that cap would.
-        write_json_atomic(out / CONFIG_FILE, config.to_dict())
+        # The generation cap may have changed: the proxy file states the config the run goes on with,
+        # as an uninterrupted run with that cap would (config.json below, too).
         if saved_state and state.best.generation >= 0:
-            save_proxy(out / config.proxy_file, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
-                       state.best.generation, state.best.score)
+            save_best(state)
     elif writer:
         out.mkdir(parents=True, exist_ok=True)
+    if writer:
         write_json_atomic(out / CONFIG_FILE, config.to_dict())
 
     compile_s = learner.compile()
@@ -141,8 +145,7 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
         state, record, improved = learner.advance(state)
         if writer:
             if improved:
-                save_proxy(out / config.proxy_file, learner.proxy, learner.weights(state.best_flat), config.to_dict(),
-                           state.best.generation, state.best.score)
+                save_best(state)
             metrics.append(record.to_json())
             write_text_atomic(out / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
             save_state(out / STATE_FILE, state)

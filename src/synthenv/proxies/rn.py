@@ -121,6 +121,16 @@ class RNConfig:
         if self.reads_info:
             require_info_vector(spec, "RN info inputs")
 
+    def info_keys(self, spec: TaskSpec) -> tuple[str, ...]:
+        """The step-info entries of task ``spec`` the network reads, in order (empty: none)."""
+        return spec.info_keys if self.reads_info else ()
+
+    def input_dim(self, spec: TaskSpec) -> int:
+        """The size of the network's input on task ``spec``: the state's, plus the info vector's with
+        ``info``, or the info vector's alone for ``linear-info``."""
+        n = len(self.info_keys(spec))
+        return n if self.linear else spec.obs_dim + n
+
 
 class _InfoWeights(nn.Module):
     """``linear-info``'s one linear layer, started at weights 1 and bias 0 (the reward's own sum)."""
@@ -188,15 +198,9 @@ class RewardNetEnv(TaskEnv):
         self.config = config
         self.network = RNNetwork(config)
         self.weights = weights
-        self.info_keys = task.spec.info_keys if config.reads_info else ()
+        self.info_keys = config.info_keys(task.spec)
         """The step-info entries the network reads, in order (empty: none)."""
-
-    @property
-    def input_dim(self) -> int:
-        """The size of the network's input: the state's, plus the info vector's with ``info``, or the
-        info vector's alone for ``linear-info``."""
-        n = len(self.info_keys)
-        return n if self.config.linear else self.spec.obs_dim + n
+        self.input_dim = config.input_dim(task.spec)
 
     def init(self, key: jax.Array) -> Any:
         """Fresh RN weights (flax default init; ``linear-info``: weights 1, bias 0)."""
