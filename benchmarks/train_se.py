@@ -43,6 +43,7 @@ ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary
 ev64 = evaluate_agents(proxy=out + "/se.safetensors", agents=64, episodes=10, vary_hparams=True, seed=seed + 100000)
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
+                  "restart_after": config.restart_after,
                   "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -86,6 +87,9 @@ def main() -> None:
         agent_steps = [m["train_steps_mean"] * r["agents_per_generation"] / m["wall_seconds"] for m in metrics]
         s = r["summary"]
         row = {"seed": seed, "solved": s["solved"], "generations": s["generations_done"],
+               "restarts": metrics[-1].get("attempt", 0),
+               "solved_in_attempt_at": next((m["generation"] - m.get("attempt", 0) * r["restart_after"]
+                                             for m in metrics if m["solved"]), None),
                "compile_s": round(s["compile_seconds"], 1), "wall_to_se_s": round(r["wall_to_se"], 1),
                "median_s_per_gen": round(statistics.median(per_gen), 2),
                "agent_steps_per_s": round(statistics.median(agent_steps)),

@@ -144,6 +144,7 @@ def test_unknown_preset(tmp_path, capsys):
     (["--common-draws", "all"], ("common_draws", "'all'")),
     (["--proxy-max-steps", "0"], ("proxy_max_steps",)),
     (["--proxy-min-steps", "-1"], ("proxy_min_steps",)),
+    (["--restart-after", "-1"], ("restart_after", ">= 0")),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"
@@ -176,6 +177,20 @@ def test_the_difference_update_default_gives_way_to_other_strategies():
     assert make_config(es={"mirrored": False}).es.mirrored_update == "best_sign"
     with pytest.raises(UsageError, match="mirrored_update"):
         make_config(es={"strategy": "snes", "mirrored_update": "difference"})
+
+
+def test_restarts_give_way_to_an_initial_se(tmp_path):
+    """A run from ``--init-se`` does not take CartPole's restart default (a restart starts from a
+    random SE); asking for both is an error."""
+    from synthenv.errors import UsageError
+    from synthenv.meta.config import make_config
+
+    se = make_config()
+    assert se.restart_after > 0 and make_config(protocol="paper").restart_after == 0
+    path = Path("models/cartpole-v0-invariant.safetensors")
+    assert make_config(init_se=str(path)).restart_after == 0
+    with pytest.raises(UsageError, match="restart_after"):
+        make_config(init_se=str(path), restart_after=10)
 
 
 def test_inner_budget_options_reach_the_config(tmp_path):

@@ -119,6 +119,33 @@ def test_resume_ends_identical(tmp_path, run_a, config):
     assert_same_run(run_a, out)
 
 
+def test_a_restart_starts_the_es_from_a_fresh_se_and_resumes_identical(tmp_path, config):
+    """``restart_after=2``: generation 2 is the ES step from attempt 1's fresh random SE (not from
+    the mean generations 0-1 reached); the run's best SE is kept over attempts; a run resumed at the
+    restart ends byte-identical to one that ran through."""
+    from synthenv.meta.learner import Learner
+
+    cfg = dataclasses.replace(config, restart_after=2, stop_when_solved=False)
+    learner = Learner(cfg)
+    state = learner.initial_state()
+    for _ in range(2):
+        state = learner.advance(state).state
+    best_before = state.best
+    after = learner.advance(state).state
+    expected = learner.generation(learner.restart_state(1), 2)[0]
+    assert (after.attempt, state.attempt) == (1, 0)
+    assert np.array_equal(learner.strategy.mean(after.es_state), learner.strategy.mean(expected))
+    assert not np.allclose(learner.strategy.mean(learner.restart_state(1)), learner.strategy.mean(state.es_state))
+    assert after.best.score >= best_before.score
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_se(cfg, a)
+    assert [r["attempt"] for r in metrics(a)] == [0, 0, 1]
+    train_se(dataclasses.replace(cfg, generations=2), b)
+    train_se(cfg, b, resume=True)
+    assert_same_run(a, b)
+
+
 def test_resume_after_a_kill_between_metrics_and_state(tmp_path, run_a, config):
     """The process died after writing generation 1's metrics line but before committing the state."""
     out = tmp_path / "run"

@@ -160,6 +160,8 @@ class TrainSE:
     """Mean real return at which the SE counts as solved (the task's threshold; raised for Acrobot-v1)."""
     confirm_agents: Annotated[Optional[int], _task_default("confirm_agents")] = None
     """Fresh agents that must confirm a solved score on the same SE (0: the paper's single test)."""
+    restart_after: Annotated[Optional[int], _task_default("restart_after")] = None
+    """Restart the ES from a fresh random SE every this many generations without a solve (0: never)."""
     se_hidden: Annotated[Optional[int], _task_default("se.hidden")] = None
     """SE hidden layer width."""
     se_activation: Annotated[Optional[str], _task_default("se.activation")] = None
@@ -519,7 +521,7 @@ def _train_se_config(a: TrainSE):
                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
                  inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
                  target_score=a.target_score, agents_per_member=a.agents_per_member,
-                 common_draws=a.common_draws)
+                 common_draws=a.common_draws, restart_after=a.restart_after)
     run.check_out_dir(a.out, a.resume)
     for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
         if a.resume and value is not None:

@@ -78,6 +78,7 @@ def refinement_config(se_file: str | Path, seed: int, generations: int = REFINE[
         raise UsageError(f"{se_file} holds no training config this version can refine ({e})") from None
     if "inner_agents" in overrides:
         overrides["inner_agents"] = tuple(overrides["inner_agents"])
+    overrides = {"restart_after": 0, **overrides}  # a refinement stays near its SE
     config = replace(source, es=replace(source.es, sigma=sigma, lr=lr), seed=seed, generations=generations,
                      agents_per_member=agents_per_member, stop_when_solved=False, init_se=str(se_file),
                      **overrides)

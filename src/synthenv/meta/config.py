@@ -16,11 +16,12 @@ from synthenv.tasks.registry import get_spec
 # Our defaults per task (see docs/defaults.md for how and why they differ from the paper).
 # CartPole (docs/defaults.md): every inner agent trains exactly 1,000 steps on an SE (no convergence
 # stop an SE could game); two agents score each candidate (one varied-HP agent's return is near
-# bimodal); a mirrored pair moves the ES by its score difference; 128 fresh agents confirm a solve.
+# bimodal); a mirrored pair moves the ES by its score difference; 128 fresh agents confirm a solve;
+# the ES restarts from a fresh SE every 50 generations without one (runs that stall seldom recover).
 _CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="small",
                  es=dict(mirrored_update="difference"),
                  agent=dict(proxy_max_steps=1000, proxy_min_steps=1000),
-                 top=dict(agents_per_member=2, confirm_agents=128))
+                 top=dict(agents_per_member=2, confirm_agents=128, restart_after=50))
 TASK_DEFAULTS = {
     "CartPole-v0": _CARTPOLE,
     "CartPole-v1": _CARTPOLE,
@@ -110,6 +111,9 @@ class TrainSEConfig:
     """Common random numbers: ``pairs``, the two signs of a mirrored pair train agents with the same HPs
     and seeds; ``population``, every candidate of a generation trains the same agents."""
     eval_episodes: int = 10
+    restart_after: int = 0
+    """Restart the ES from a fresh random SE every this many generations without a solve (0: never);
+    the best SE of every attempt competes for the run's SE. Runs from ``init_se`` do not restart."""
 
     kind = "se"
     proxy_file = "se.safetensors"
@@ -138,6 +142,10 @@ class TrainSEConfig:
             raise UsageError(f"unperturbed_agents must be >= 1, got {self.unperturbed_agents}")
         if self.eval_episodes < 1:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.restart_after < 0:
+            raise UsageError(f"restart_after must be >= 0 (0: never restart), got {self.restart_after}")
+        if self.restart_after and self.init_se is not None:
+            raise UsageError("restart_after restarts from a fresh random SE; it does not combine with init_se")
 
     def initial_se(self, loaded=None):
         """The SE file ``init_se`` as a ``LoadedProxy`` (``loaded``: the file already read), checked
@@ -206,7 +214,10 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     es_cfg = replace(ESConfig(), **{**defaults.get("es", {}), **(es or {})})
     if "mirrored_update" not in (es or {}) and not (es_cfg.strategy == "nes" and es_cfg.mirrored):
         es_cfg = replace(es_cfg, mirrored_update="best_sign")  # a task default that does not apply here
+    given = top
     top = {**defaults.get("top", {}), **top}
+    if top.get("init_se") is not None and "restart_after" not in given:
+        top.pop("restart_after", None)  # a task default that does not apply to a run from a file
     top.setdefault("unperturbed_agents", es_cfg.population)
     if "inner_agents" in top:
         top["inner_agents"] = tuple(top["inner_agents"])

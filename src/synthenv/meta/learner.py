@@ -51,6 +51,8 @@ class RunState:
     solved: bool = False
     latest_scores: dict[str, float] = field(default_factory=dict)
     """Per inner agent, its latest score (confirmed where it was)."""
+    attempt: int = 0
+    """Restarts so far (``restart_after``): the ES runs from the fresh proxy of attempt ``attempt``."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class GenerationRecord:
     confirmed_by_agent: dict[str, float] | None
     wall_seconds: float
     solved: bool
+    attempt: int = 0
+    """The ES restart this generation belongs to (0: the run's first proxy; ``restart_after``)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -127,6 +131,7 @@ class Learner:
         self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
                               else None for m, s in zip(members, samplers))
         self.init_es_state = self.strategy.init(self.init_key, flat0)
+        self.restart_after = getattr(config, "restart_after", 0)
 
     def _member(self, name: str):
         c = self.config
@@ -137,6 +142,17 @@ class Learner:
 
     def initial_state(self) -> RunState:
         return RunState(self.init_es_state, self.strategy.mean(self.init_es_state))
+
+    def restart_state(self, attempt: int):
+        """The ES state that attempt ``attempt`` >= 1 starts from: a fresh random proxy of its own key."""
+        key = jax.random.fold_in(self.init_key, attempt)
+        return self.strategy.init(key, ravel_pytree(self.proxy.init(key))[0])
+
+    def restarts_at(self, state: RunState) -> bool:
+        """Whether the next generation starts a new attempt: ``restart_after`` generations of this
+        attempt have passed without a solve."""
+        g, r = state.generations_done, self.restart_after
+        return bool(r) and not state.solved and g > 0 and g % r == 0 and g // r > state.attempt
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
@@ -175,6 +191,9 @@ class Learner:
         """One generation: ES step, the solved test (confirmed by fresh agents), the best proxy."""
         c, g = self.config, state.generations_done
         t = time.perf_counter()
+        if self.restarts_at(state):  # a fresh proxy; the best one so far stays the run's best
+            state = replace(state, es_state=self.restart_state(state.attempt + 1), attempt=state.attempt + 1,
+                            latest_scores={})
         es_state, evaluated, stats = self.generation(state.es_state, g)
         trained = {c.inner_agents[j]: float(x) for j, x in zip(self.agents_of(g), stats.unperturbed_by_agent)}
         unperturbed, real_steps = stats.score_unperturbed.item(), int(stats.real_env_steps)
@@ -198,7 +217,8 @@ class Learner:
             train_steps_mean=stats.train_steps_mean.item(), train_steps_max=int(stats.train_steps_max),
             train_episodes_mean=stats.train_episodes_mean.item(), diverged=int(stats.diverged),
             real_env_steps=state.real_env_steps + real_steps, real_env_steps_generation=real_steps,
-            score_confirmed=confirmed, confirmed_by_agent=by_agent, wall_seconds=seconds, solved=solved_now)
+            score_confirmed=confirmed, confirmed_by_agent=by_agent, wall_seconds=seconds, solved=solved_now,
+            attempt=state.attempt)
         new = replace(state, es_state=es_state, generations_done=g + 1,
                       best=Best(score, g, confirmed is not None) if improved else state.best,
                       best_flat=evaluated if improved else state.best_flat,

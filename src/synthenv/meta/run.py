@@ -41,7 +41,7 @@ def state_tensors(state: RunState) -> tuple[dict[str, np.ndarray], dict]:
     return tensors, {
         "kind": STATE_KIND, "generations_done": state.generations_done, "best": asdict(state.best),
         "totals": {"real_env_steps": state.real_env_steps, "wall_seconds": state.wall_seconds},
-        "solved": state.solved, "latest_scores": state.latest_scores}
+        "solved": state.solved, "latest_scores": state.latest_scores, "attempt": state.attempt}
 
 
 def save_state(path: Path, state: RunState) -> None:
@@ -70,7 +70,8 @@ def restore_state(tensors: dict[str, np.ndarray], meta: dict, template: RunState
                     best_flat=jnp.asarray(tensors["best_se"]), generations_done=meta["generations_done"],
                     best=Best(best["score"], best["generation"], best.get("confirmed", False)),
                     real_env_steps=meta["totals"]["real_env_steps"], wall_seconds=meta["totals"]["wall_seconds"],
-                    solved=meta["solved"], latest_scores=meta.get("latest_scores", {}))
+                    solved=meta["solved"], latest_scores=meta.get("latest_scores", {}),
+                    attempt=meta.get("attempt", 0))
 
 
 def check_out_dir(out: Path, resume: bool) -> None:
@@ -140,7 +141,8 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
         write_json_atomic(out / CONFIG_FILE, config.to_dict())
 
     compile_s = learner.compile()
-    emit("compiled", {"compile_seconds": compile_s, "generations_done": state.generations_done})
+    emit("compiled", {"compile_seconds": compile_s, "generations_done": state.generations_done,
+                      "attempt": state.attempt})
     while not learner.finished(state):
         state, record, improved = learner.advance(state)
         if writer:
