@@ -65,7 +65,7 @@ def help_lines(capsys, monkeypatch, argv: list[str]) -> dict[str, str]:
 def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
     h = help_lines(capsys, monkeypatch, ["train-se"])
     assert h["--seed"].startswith("--seed INT") and "(default: 0)" in h["--seed"]
-    assert "INT" in h["--generations"] and "(default: 200)" in h["--generations"]
+    assert "INT" in h["--generations"] and "(default: 200; CartPole-v1: 300" in h["--generations"]
     assert "FLOAT" in h["--sigma"] and "(default: 0.05; Acrobot-v1: 0.0114)" in h["--sigma"]
     assert "(default: 1.0; Acrobot-v1: 0.727)" in h["--lr"]
     assert "(default: 16)" in h["--population"] and "(default: 128; Acrobot-v1: 16" in h["--confirm-agents"]
@@ -145,6 +145,11 @@ def test_unknown_preset(tmp_path, capsys):
     (["--proxy-max-steps", "0"], ("proxy_max_steps",)),
     (["--proxy-min-steps", "-1"], ("proxy_min_steps",)),
     (["--restart-after", "-1"], ("restart_after", ">= 0")),
+    (["--env", "CartPole-v1", "--fitness-horizon", "500"], ("fitness_horizon", "499")),
+    (["--fitness-horizon", "100", "--fitness-target", "90", "--confirm-agents", "0"],
+     ("fitness_horizon", "confirm_agents")),
+    (["--fitness-target", "100"], ("fitness_target", "fitness_horizon")),
+    (["--fitness-horizon", "100"], ("fitness_horizon", "fitness_target")),
 ])
 def test_invalid_values(tmp_path, capsys, argv, needles):
     out = tmp_path / "r"

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnax.environments import environment, spaces
+from jax.flatten_util import ravel_pytree
 
 import synthenv
 from synthenv.environment import describe, env_step
@@ -137,3 +138,56 @@ def test_env_step_reads_proxy_signals(case):
     assert tr.next_obs.shape == obs.shape and tr.td_done.dtype == jnp.float32 and tr.bad.dtype == jnp.bool_
     assert float(tr.td_done) == float(bool(tr.terminated))  # the thresholded done (raw_done_in_td off)
     assert not bool(tr.bad)
+
+
+def test_a_negative_done_bias_starts_from_long_episodes():
+    """``done_bias_init`` shifts only the done head's bias of a fresh SE, so its episodes end less
+    often: over 64 random SEs and 400 random steps each, fewer episodes with -1 than with flax's 0."""
+    task = make_task("CartPole-v0")
+
+    def episodes(config, key):
+        se = SyntheticEnv(task, config)
+        k_init, k_run = jax.random.split(key)
+        params = se.params_for(se.init(k_init))
+        obs, state = se.reset(k_run, params)
+
+        def body(carry, k):
+            state, n = carry
+            k_act, k_step = jax.random.split(k)
+            _, state, _, term, trunc, _ = se.step(k_step, state, jax.random.randint(k_act, (), 0, 2), params)
+            return (state, n + (term | trunc)), None
+
+        return jax.lax.scan(body, (state, 0), jax.random.split(k_run, 400))[0][1]
+
+    keys = jax.random.split(jax.random.key(0), 64)
+    plain = SyntheticEnv(task, SEConfig()).init(keys[0])
+    biased = SyntheticEnv(task, SEConfig(done_bias_init=-1.0)).init(keys[0])
+    flat = lambda w: ravel_pytree(w)[0]  # noqa: E731
+    differ = flat(plain) != flat(biased)
+    assert int(differ.sum()) == 1 and float(flat(biased)[differ][0]) == float(flat(plain)[differ][0]) - 1.0
+    n_plain = jax.jit(jax.vmap(lambda k: episodes(SEConfig(), k)))(keys)
+    n_biased = jax.jit(jax.vmap(lambda k: episodes(SEConfig(done_bias_init=-1.0), k)))(keys)
+    assert int(n_biased.sum()) < int(n_plain.sum())
+    assert float(jnp.mean(n_biased <= 2)) > float(jnp.mean(n_plain <= 2))
+
+
+def test_an_se_step_cap_of_its_own_truncates_in_jax_and_in_gymnasium():
+    """``SEConfig.max_steps`` replaces the task's cap (CartPole-v1: 500) in the gymnax SE and in the
+    Gymnasium adapter alike; a done bias of -50 keeps the done output below 0.5, so only the cap ends."""
+    from synthenv.adapters.gymnasium_env import make_gymnasium_env
+
+    task = make_task("CartPole-v1")
+    config = SEConfig(hidden=8, max_steps=7, done_bias_init=-50.0)
+    se = SyntheticEnv(task, config)
+    weights = se.init(jax.random.key(1))
+    params = se.params_for(weights)
+    obs, state = se.reset(jax.random.key(2), params)
+    flags = []
+    for t in range(8):
+        obs, state, _, term, trunc, _ = se.step(jax.random.key(3 + t), state, 0, params)
+        flags.append((bool(term), bool(trunc)))
+    assert flags[:6] == [(False, False)] * 6 and flags[6] == (False, True)
+    env = make_gymnasium_env(task.spec, config, weights)
+    env.reset(seed=0)
+    flags = [env.step(1)[2:4] for _ in range(7)]
+    assert flags[:6] == [(False, False)] * 6 and flags[6] == (False, True)

@@ -76,7 +76,8 @@ def test_round_trip_params_and_metadata(saved, params):
     assert m["env_id"] == ENV
     assert m["observation_space"] == {"shape": [4], "dtype": "float32"}
     assert m["action_space"] == {"n": 2}
-    assert m["architecture"] == {"hidden": 8, "layers": 1, "activation": "leaky_relu", "raw_done_in_td": False}
+    assert m["architecture"] == {"hidden": 8, "layers": 1, "activation": "leaky_relu", "raw_done_in_td": False,
+                                "max_steps": None, "done_bias_init": 0.0}
     assert m["training_config"] == {"x": 1}
     assert m["generation"] == 3
     assert m["score"] == 12.5

@@ -57,6 +57,36 @@ def test_a_lucky_draw_is_not_solved(tmp_path, monkeypatch, confirm_agents):
     assert rows[1]["real_env_steps_generation"] == 150  # the confirmation's real-env steps count too
 
 
+def test_a_shorter_fitness_horizon_is_confirmed_on_the_full_one(tmp_path, monkeypatch):
+    """A curriculum option: the ES scores at CartPole-v0's horizon (200 steps, target 195); the
+    confirmation runs on the full 500 steps against 475, by the confirming agents alone (their mean
+    is not pooled with the short-horizon scores)."""
+    calls = scripted(monkeypatch, [150, 196, 199, 199], [400.0, 480.0])
+    config = make_config(env="CartPole-v1", se={"hidden": 8}, generations=4, fitness_horizon=200,
+                         fitness_target=195.0)
+    assert (config.fitness_horizon, config.trigger_score(), config.solved_score()) == (200, 195.0, 475.0)
+    summary = run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert calls["confirm"] == [(1, 0), (2, 0)]
+    assert [r["score_confirmed"] for r in rows] == [None, 400.0, 480.0]
+    assert [r["solved"] for r in rows] == [False, False, True] and summary["best_generation"] == 2
+
+
+def test_the_fitness_member_tests_on_the_short_horizon():
+    """Unscripted: with a 20-step fitness horizon no unperturbed score can exceed 20 (CartPole pays 1
+    per step), and a confirmation called at every generation (target 0) trains on the same SE."""
+    from synthenv.meta.learner import Learner
+
+    config = make_config(env="CartPole-v1", es={"population": 2}, se={"hidden": 8},
+                         agent={"proxy_max_steps": 200, "proxy_min_steps": 0}, unperturbed_agents=2,
+                         confirm_agents=2, fitness_horizon=20, fitness_target=0.0, generations=1)
+    learner = Learner(config)
+    advance = learner.advance(learner.initial_state())
+    assert advance.record.score_unperturbed <= 20.0
+    assert advance.record.score_confirmed is not None
+    assert advance.record.real_env_steps_generation <= (2 * 2 * 2 + 2) * 10 * 20 + 2 * 10 * 500
+
+
 def test_confirmation_off_is_the_papers_single_test(tmp_path, monkeypatch):
     calls = scripted(monkeypatch, [150, 196, 120], [])
     config = make_config(se={"hidden": 8}, generations=3, confirm_agents=0)

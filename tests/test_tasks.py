@@ -147,6 +147,22 @@ def test_truncated_exactly_at_max_steps(task_id):
     assert float(reward) == (1.0 if task_id.startswith("CartPole") else -1.0)
 
 
+def test_a_shorter_horizon_truncates_there_and_leaves_the_task_alone():
+    """``with_horizon(task, 20)``: a balancing controller's test episode ends truncated after exactly
+    20 steps (return 20), while on the task itself it runs to 500."""
+    from synthenv.evaluation import make_evaluate
+    from synthenv.tasks.real import with_horizon
+
+    task = make_task("CartPole-v1")
+    policy = lambda params, hp, obs: (obs[2] + 0.5 * obs[3] > 0).astype(jnp.int32)  # noqa: E731
+    short = with_horizon(task, 20)
+    returns, steps = make_evaluate(short, policy, 3)(jax.random.key(0), None, None)
+    assert np.asarray(returns).tolist() == [20.0] * 3 and int(steps) == 60
+    returns, _ = make_evaluate(task, policy, 3)(jax.random.key(0), None, None)
+    assert np.asarray(returns).tolist() == [500.0] * 3
+    assert task.default_params.max_steps_in_episode == 500
+
+
 def test_task_specs():
     assert make_task("CartPole-v0").spec.max_steps == 200
     assert make_task("CartPole-v1").spec.max_steps == 500

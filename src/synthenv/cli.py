@@ -160,12 +160,21 @@ class TrainSE:
     """Mean real return at which the SE counts as solved (the task's threshold; raised for Acrobot-v1)."""
     confirm_agents: Annotated[Optional[int], _task_default("confirm_agents")] = None
     """Fresh agents that must confirm a solved score on the same SE (0: the paper's single test)."""
+    fitness_horizon: Annotated[Optional[int], _default("none, the task's cap")] = None
+    """Cut the real test episodes that score candidates at this many steps (none: the task's cap); a
+    solve is then confirmed on the full horizon by the confirming agents alone."""
+    fitness_target: Annotated[Optional[float], _default("none")] = None
+    """With --fitness-horizon: the unperturbed score at that horizon that calls the confirmation."""
     restart_after: Annotated[Optional[int], _task_default("restart_after")] = None
     """Restart the ES from a fresh random SE every this many generations without a solve (0: never)."""
     se_hidden: Annotated[Optional[int], _task_default("se.hidden")] = None
     """SE hidden layer width."""
     se_activation: Annotated[Optional[str], _task_default("se.activation")] = None
     """SE activation function."""
+    se_max_steps: Annotated[Optional[int], _task_default("se.max_steps")] = None
+    """The SE's step cap per episode (none: the task's)."""
+    se_done_bias_init: Annotated[Optional[float], _task_default("se.done_bias_init")] = None
+    """The done head's output bias in a fresh SE (negative: episodes start long; 0: flax's default)."""
     coordinator: Annotated[Optional[str], _default("none, one process")] = None
     """Learn on several processes or hosts: HOST:PORT of process 0 (the same on every process), or auto
     (detect SLURM, Open MPI); see docs/distributed.md."""
@@ -514,14 +523,16 @@ def _train_se_config(a: TrainSE):
 
     es = _given(population=a.population, strategy=a.strategy, sigma=a.sigma, lr=a.lr,
                 score_transform=a.score_transform, mirrored=a.mirrored, mirrored_update=a.mirrored_update)
-    se = _given(hidden=a.se_hidden, activation=a.se_activation)
+    se = _given(hidden=a.se_hidden, activation=a.se_activation, done_bias_init=a.se_done_bias_init,
+                max_steps=a.se_max_steps)
     agent = _given(proxy_max_steps=a.proxy_max_steps, proxy_min_steps=a.proxy_min_steps)
     inner = _names(a.inner_agents) if a.inner_agents is not None else None
     top = _given(seed=a.seed, generations=a.generations, vary_hparams=a.vary_hparams,
                  stop_when_solved=a.stop_when_solved, inner_agents=inner, confirm_agents=a.confirm_agents,
                  inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
                  target_score=a.target_score, agents_per_member=a.agents_per_member,
-                 common_draws=a.common_draws, restart_after=a.restart_after)
+                 common_draws=a.common_draws, restart_after=a.restart_after,
+                 fitness_horizon=a.fitness_horizon, fitness_target=a.fitness_target)
     run.check_out_dir(a.out, a.resume)
     for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
         if a.resume and value is not None:

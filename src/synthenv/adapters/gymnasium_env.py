@@ -18,8 +18,9 @@ the SE's :class:`~synthenv.proxies.se.SEConfig`, and its parameters as the neste
 
 Step semantics are the SE's: if any output (next observation, reward, done value) is non-finite the
 step is *bad*: the observation and reward become 0 and the episode terminates. Otherwise the episode
-terminates when the done output exceeds 0.5. ``truncated`` is ``t >= spec.max_steps`` (the task's
-step cap), as Gymnasium's ``TimeLimit``: it may be true together with ``terminated``. ``info`` holds
+terminates when the done output exceeds 0.5. ``truncated`` is ``t >= cap`` (the SE's step cap,
+``config.max_steps``, by default the task's), as Gymnasium's ``TimeLimit``: it may be true together
+with ``terminated``. ``info`` holds
 the done net's raw output (``done_value``) and ``bad``.
 
 The first observation of an episode is drawn from the real task's reset distribution, by the task's
@@ -255,7 +256,7 @@ class SEGymnasiumEnv(gymnasium.Env):
                              f"got {render_mode!r}")
         self.task_spec, self.render_mode = spec, render_mode
         self.se = NumpySE(spec.obs_dim, spec.n_actions, config, params)
-        self.max_steps = spec.max_steps
+        self.max_steps = config.max_steps or spec.max_steps
         self.observation_space = spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32)
         self.action_space = spaces.Discrete(spec.n_actions)
         self._initial = InitialObservations(spec)
@@ -321,7 +322,7 @@ class SEVectorEnv(VectorEnv):
         self.task_spec, self.num_envs = spec, num_envs
         self._obs_dim, self._n_actions = spec.obs_dim, spec.n_actions
         self.se = NumpySE(spec.obs_dim, spec.n_actions, config, params)
-        self.max_steps = spec.max_steps
+        self.max_steps = config.max_steps or spec.max_steps
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32)
         self.single_action_space = spaces.Discrete(spec.n_actions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)

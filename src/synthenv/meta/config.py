@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -17,14 +18,19 @@ from synthenv.tasks.registry import get_spec
 # CartPole (docs/defaults.md): every inner agent trains exactly 1,000 steps on an SE (no convergence
 # stop an SE could game); two agents score each candidate (one varied-HP agent's return is near
 # bimodal); a mirrored pair moves the ES by its score difference; 128 fresh agents confirm a solve;
-# the ES restarts from a fresh SE every 50 generations without one (runs that stall seldom recover).
-_CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu"), preset="small",
+# the ES restarts from a fresh SE every 50 generations without one (runs that stall seldom recover);
+# a fresh SE starts with a done bias of -1 (its episodes run to the cap: such starts solve more often).
+_CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu", done_bias_init=-1.0), preset="small",
                  es=dict(mirrored_update="difference"),
                  agent=dict(proxy_max_steps=1000, proxy_min_steps=1000),
                  top=dict(agents_per_member=2, confirm_agents=128, restart_after=50))
 TASK_DEFAULTS = {
     "CartPole-v0": _CARTPOLE,
-    "CartPole-v1": _CARTPOLE,
+    # CartPole-v1 (500 steps, threshold 475): CartPole's defaults, with the SE's episodes capped at
+    # 200 steps (at 500, a 1,000-step budget is two episodes) and longer attempts (restart after 100,
+    # up to 300 generations); candidates are scored on the real task's full 500 steps.
+    "CartPole-v1": dict(_CARTPOLE, se=replace(_CARTPOLE["se"], max_steps=200),
+                        top=dict(_CARTPOLE["top"], restart_after=100, generations=300)),
     # The paper's tuned Acrobot NES; two agents per candidate (Acrobot fitness is close to bimodal);
     # a target above the threshold so that fresh agents clear it too (docs/defaults.md).
     "Acrobot-v1": dict(se=SEConfig(hidden=167, activation="prelu"), preset="small",
@@ -111,6 +117,12 @@ class TrainSEConfig:
     """Common random numbers: ``pairs``, the two signs of a mirrored pair train agents with the same HPs
     and seeds; ``population``, every candidate of a generation trains the same agents."""
     eval_episodes: int = 10
+    fitness_horizon: int | None = None
+    """Cut the real test episodes that score the candidates and the unperturbed agents at this many
+    steps (None: the task's cap): the ES learns on the shorter horizon, and a solve is confirmed on the
+    full one by the confirming agents alone (needs ``confirm_agents`` and ``fitness_target``)."""
+    fitness_target: float | None = None
+    """With ``fitness_horizon``: the unperturbed score (at that horizon) that calls the confirmation."""
     restart_after: int = 0
     """Restart the ES from a fresh random SE every this many generations without a solve (0: never);
     the best SE of every attempt competes for the run's SE. Runs from ``init_se`` do not restart."""
@@ -142,6 +154,17 @@ class TrainSEConfig:
             raise UsageError(f"unperturbed_agents must be >= 1, got {self.unperturbed_agents}")
         if self.eval_episodes < 1:
             raise UsageError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.fitness_horizon is not None:
+            if not 1 <= self.fitness_horizon < spec.max_steps:
+                raise UsageError(f"fitness_horizon must be between 1 and {spec.max_steps - 1} (the task's cap "
+                                 f"{spec.max_steps} is the default), got {self.fitness_horizon}")
+            if self.fitness_target is None or not math.isfinite(self.fitness_target):
+                raise UsageError("fitness_horizon needs fitness_target, the unperturbed score at that horizon "
+                                 "that calls the confirmation")
+            if not self.confirm_agents:
+                raise UsageError("fitness_horizon needs confirm_agents > 0: the solve is confirmed on the full horizon")
+        elif self.fitness_target is not None:
+            raise UsageError("fitness_target applies only with fitness_horizon")
         if self.restart_after < 0:
             raise UsageError(f"restart_after must be >= 0 (0: never restart), got {self.restart_after}")
         if self.restart_after and self.init_se is not None:
@@ -176,6 +199,11 @@ class TrainSEConfig:
 
     def solved_score(self) -> float:
         return get_spec(self.env).solved_threshold if self.target_score is None else self.target_score
+
+    def trigger_score(self) -> float:
+        """The unperturbed score that calls the confirmation (the solved score, or at a shorter
+        ``fitness_horizon`` its ``fitness_target``)."""
+        return self.solved_score() if self.fitness_horizon is None else self.fitness_target
 
     def agent_config(self, entry: str):
         """The config of inner agent ``entry`` (``NAME[:PRESET]``): ``agent`` for plain DDQN; else the

@@ -21,7 +21,7 @@ from synthenv.meta.config import TrainSEConfig
 from synthenv.meta.rn_config import TrainRNConfig
 from synthenv.meta.generation import make_confirmation, make_generation
 from synthenv.meta.strategies import make_strategy
-from synthenv.tasks.real import make_task
+from synthenv.tasks.real import make_task, with_horizon
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,12 @@ class Learner:
         if initial is not None:
             flat0 = ravel_pytree(initial)[0]
         self.strategy = make_strategy(config.es, flat0.size)
-        members, samplers = zip(*(self._member(name) for name in config.inner_agents))
+        # The ES scores on ``fitness_task`` (the task, or its episodes cut at ``fitness_horizon``); the
+        # confirmation always on the task itself.
+        fitness_task = self.task if config.fitness_horizon is None else with_horizon(self.task, config.fitness_horizon)
+        members, samplers = zip(*(self._member(name, fitness_task) for name in config.inner_agents))
+        confirm_members = members if config.fitness_horizon is None else \
+            [self._member(name, self.task)[0] for name in config.inner_agents]
         n = len(members)
         self.groups = [[j] for j in range(n)] if config.inner_mix == "cycle" else [list(range(n))]
         self.steps = tuple(make_generation(self.strategy, [members[j] for j in group], [samplers[j] for j in group],
@@ -129,15 +134,15 @@ class Learner:
                                            config.common_draws)
                            for group in self.groups)
         self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
-                              else None for m, s in zip(members, samplers))
+                              else None for m, s in zip(confirm_members, samplers))
         self.init_es_state = self.strategy.init(self.init_key, flat0)
         self.restart_after = getattr(config, "restart_after", 0)
 
-    def _member(self, name: str):
+    def _member(self, name: str, task):
         c = self.config
         agent, agent_config = get_agent(split_entry(name)[0]), c.agent_config(name)
         shapes = agent.max_shapes(agent_config, c.vary_hparams)
-        member = c.make_member(agent, self.proxy, self.task, self.unravel, agent_config, shapes)
+        member = c.make_member(agent, self.proxy, task, self.unravel, agent_config, shapes)
         return member, lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)
 
     def initial_state(self) -> RunState:
@@ -199,7 +204,7 @@ class Learner:
         unperturbed, real_steps = stats.score_unperturbed.item(), int(stats.real_env_steps)
         latest = {**state.latest_scores, **trained}
         by_agent = None
-        if c.confirm_agents and unperturbed >= c.solved_score():
+        if c.confirm_agents and unperturbed >= c.trigger_score():
             by_agent, confirm_steps = self._confirm(evaluated, g, trained)
             real_steps += confirm_steps
             latest.update(by_agent)
@@ -234,7 +239,7 @@ class Learner:
         for slot, name in enumerate(c.inner_agents):
             score, real_steps = self.confirm(flat, generation, slot)
             steps += real_steps
-            if name in trained:
+            if name in trained and c.fitness_horizon is None:  # (at a shorter horizon: not comparable)
                 n_old, n_new = c.unperturbed_agents, c.confirm_agents
                 score = (n_old * trained[name] + n_new * score) / (n_old + n_new)
             by_agent[name] = score

@@ -83,6 +83,11 @@ class TrainRNConfig:
     def solved_score(self) -> float:
         return float("inf") if self.target_score is None else self.target_score
 
+    fitness_horizon = None  # RNs are scored on their objective's curve, at the task's own horizon
+
+    def trigger_score(self) -> float:
+        return self.solved_score()
+
     def objective_threshold(self) -> float:
         return get_spec(self.env).solved_threshold if self.threshold is None else self.threshold
 

@@ -2,9 +2,9 @@
 
 Three separate MLPs (next state, reward, done) each read ``concat(one_hot(action), state)``. The
 initial state comes from the real task's reset distribution; an episode ends when the done output
-exceeds 0.5 (terminated) or at the task's step cap (truncated). The SE is a gymnax environment whose
-params (:class:`SEParams`) carry its weights, so one compiled function steps a whole population of
-SEs under ``vmap``.
+exceeds 0.5 (terminated) or at the step cap (truncated; the task's unless ``SEConfig.max_steps``).
+The SE is a gymnax environment whose params (:class:`SEParams`) carry its weights, so one compiled
+function steps a whole population of SEs under ``vmap``.
 """
 
 from __future__ import annotations
@@ -31,12 +31,21 @@ class SEConfig:
     activation: str = "leaky_relu"
     raw_done_in_td: bool = False
     """Quirk of the original: feed the raw (unthresholded) done output into the TD target as (1 - done)."""
+    max_steps: int | None = None
+    """The SE's step cap per episode (None: the task's, as the paper)."""
+    done_bias_init: float = 0.0
+    """The done head's output bias in a fresh SE (flax's default: 0). Negative values start the ES
+    from SEs whose episodes run to the task's cap; it only affects ``init``."""
 
     def validate(self) -> None:
         if self.hidden < 1 or self.layers < 1:
             raise UsageError(f"SE hidden size and layers must be >= 1, got {self.hidden} and {self.layers}")
         if self.activation not in ACTIVATIONS:
             raise UsageError(f"unknown SE activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"SE max_steps must be >= 1 (None: the task's cap), got {self.max_steps}")
+        if not -1e3 < self.done_bias_init < 1e3:
+            raise UsageError(f"SE done_bias_init must be a finite number, got {self.done_bias_init}")
 
 
 class _MLP(nn.Module):
@@ -103,11 +112,21 @@ class SyntheticEnv(TaskEnv):
     def init(self, key: jax.Array) -> Any:
         """Fresh SE weights (flax default init, as the paper: no pre-training)."""
         dummy = jnp.zeros((self.spec.obs_dim,), jnp.float32)
-        return self.network.init(key, dummy, jnp.int32(0))["params"]
+        weights = self.network.init(key, dummy, jnp.int32(0))["params"]
+        if self.config.done_bias_init:
+            done_out = weights["done_net"]["out"]
+            weights = {**weights, "done_net": {**weights["done_net"],
+                                               "out": {**done_out, "bias": done_out["bias"] + self.config.done_bias_init}}}
+        return weights
 
     def params_for(self, weights: Any) -> SEParams:
         """The env params that make this SE step with ``weights``."""
-        return SEParams(weights, self.spec.max_steps)
+        return SEParams(weights, self.max_steps)
+
+    @property
+    def max_steps(self) -> int:
+        """The SE's step cap per episode (``config.max_steps``, else the task's)."""
+        return self.config.max_steps or self.spec.max_steps
 
     def bind(self, weights: Any) -> "SyntheticEnv":
         """The same SE with ``weights`` as its default params."""

@@ -7,12 +7,14 @@ terminal condition.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from synthenv.environment import TaskEnv
+from synthenv.errors import UsageError
 from synthenv.tasks.registry import TaskSpec, get_spec
 
 
@@ -43,6 +45,16 @@ class RealTask(TaskEnv):
 
     def is_terminated(self, state: Any, params: Any) -> jax.Array:
         return self.backend.is_terminated(state, params)
+
+
+def with_horizon(task: RealTask, steps: int) -> RealTask:
+    """The same real task with its episodes cut at ``steps`` (``truncated`` there): a shorter test
+    horizon for scoring candidates on a long task."""
+    if not isinstance(task, RealTask):
+        raise UsageError(f"a test horizon needs a gymnax task; {task.spec.id} is stepped on the host")
+    short = copy.copy(task)
+    short._params = task.default_params.replace(max_steps_in_episode=steps)
+    return short
 
 
 def _strong(state):
