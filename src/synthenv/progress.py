@@ -17,7 +17,6 @@ class GenerationProgress:
                                  TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
                                  console=self.console, transient=True)
         self.task = None
-        self._attempt = 0
 
     def __enter__(self):
         self.progress.__enter__()
@@ -48,16 +47,14 @@ class GenerationProgress:
     def event(self, kind: str, d: dict) -> None:
         if kind == "compiled":
             self.console.print(f"compiled the generation step in {d['compile_seconds']:.1f} s")
-            self._attempt = d.get("attempt", 0)
             self.task = self.progress.add_task("generations", total=self.config.generations,
                                                completed=d["generations_done"], eta="?")
         elif kind == "generation":
             done, total = d["generations_done"], d["generations"]
             per_gen = d["total_wall_seconds"] / max(1, done)
             eta = f"≤{per_gen * (total - done):.0f}s"
-            if d.get("attempt", 0) > self._attempt:
-                self._attempt = d["attempt"]
-                self.console.print(f"restart {self._attempt}: no solve in {self.config.restart_after} generations, "
+            if d.get("attempt") and d["generation"] == d["attempt"] * self.config.restart_after:
+                self.console.print(f"restart {d['attempt']}: no solve in {self.config.restart_after} generations, "
                                    "the ES starts again from a fresh random SE (the best SE so far is kept)")
             self.console.print(
                 f"gen {d['generation']:3d}"
@@ -125,7 +122,6 @@ class JobProgress:
         self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console, transient=True)
         self.task = None
-        self._attempt = 0
 
     def __enter__(self):
         self.progress.__enter__()
@@ -136,7 +132,6 @@ class JobProgress:
 
     def event(self, kind: str, d: dict) -> None:
         if kind == "start":
-            self._attempt = d.get("attempt", 0)
             self.task = self.progress.add_task("jobs", total=d["jobs"])
         elif kind == "job":
             self.console.print(f"{d['setting']:<24} {d['agent']:<14} mean return {d['mean_return']:8.2f}  "
@@ -164,7 +159,6 @@ class TuneProgress:
         self.progress = Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
                                  transient=True)
         self.task = None
-        self._attempt = 0
 
     def __enter__(self):
         self.progress.__enter__()

@@ -256,7 +256,7 @@ class SEGymnasiumEnv(gymnasium.Env):
                              f"got {render_mode!r}")
         self.task_spec, self.render_mode = spec, render_mode
         self.se = NumpySE(spec.obs_dim, spec.n_actions, config, params)
-        self.max_steps = config.max_steps or spec.max_steps
+        self.max_steps = config.step_cap(spec)
         self.observation_space = spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32)
         self.action_space = spaces.Discrete(spec.n_actions)
         self._initial = InitialObservations(spec)
@@ -322,7 +322,7 @@ class SEVectorEnv(VectorEnv):
         self.task_spec, self.num_envs = spec, num_envs
         self._obs_dim, self._n_actions = spec.obs_dim, spec.n_actions
         self.se = NumpySE(spec.obs_dim, spec.n_actions, config, params)
-        self.max_steps = config.max_steps or spec.max_steps
+        self.max_steps = config.step_cap(spec)
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32)
         self.single_action_space = spaces.Discrete(spec.n_actions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)

@@ -242,10 +242,10 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     es_cfg = replace(ESConfig(), **{**defaults.get("es", {}), **(es or {})})
     if "mirrored_update" not in (es or {}) and not (es_cfg.strategy == "nes" and es_cfg.mirrored):
         es_cfg = replace(es_cfg, mirrored_update="best_sign")  # a task default that does not apply here
-    given = top
-    top = {**defaults.get("top", {}), **top}
-    if top.get("init_se") is not None and "restart_after" not in given:
-        top.pop("restart_after", None)  # a task default that does not apply to a run from a file
+    default_top = dict(defaults.get("top", {}))
+    if top.get("init_se") is not None:
+        default_top.pop("restart_after", None)  # a task default that does not apply to a run from a file
+    top = {**default_top, **top}
     top.setdefault("unperturbed_agents", es_cfg.population)
     if "inner_agents" in top:
         top["inner_agents"] = tuple(top["inner_agents"])

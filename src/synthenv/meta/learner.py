@@ -136,7 +136,6 @@ class Learner:
         self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
                               else None for m, s in zip(confirm_members, samplers))
         self.init_es_state = self.strategy.init(self.init_key, flat0)
-        self.restart_after = getattr(config, "restart_after", 0)
 
     def _member(self, name: str, task):
         c = self.config
@@ -156,8 +155,8 @@ class Learner:
     def restarts_at(self, state: RunState) -> bool:
         """Whether the next generation starts a new attempt: ``restart_after`` generations of this
         attempt have passed without a solve."""
-        g, r = state.generations_done, self.restart_after
-        return bool(r) and not state.solved and g > 0 and g % r == 0 and g // r > state.attempt
+        g, r = state.generations_done, self.config.restart_after
+        return bool(r) and not state.solved and g > 0 and g % r == 0
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""

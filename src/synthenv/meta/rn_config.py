@@ -84,6 +84,7 @@ class TrainRNConfig:
         return float("inf") if self.target_score is None else self.target_score
 
     fitness_horizon = None  # RNs are scored on their objective's curve, at the task's own horizon
+    restart_after = 0  # an RN run does not restart its ES
 
     def trigger_score(self) -> float:
         return self.solved_score()

@@ -141,8 +141,7 @@ def train_proxy(config: TrainSEConfig | TrainRNConfig, out: str | Path, resume: 
         write_json_atomic(out / CONFIG_FILE, config.to_dict())
 
     compile_s = learner.compile()
-    emit("compiled", {"compile_seconds": compile_s, "generations_done": state.generations_done,
-                      "attempt": state.attempt})
+    emit("compiled", {"compile_seconds": compile_s, "generations_done": state.generations_done})
     while not learner.finished(state):
         state, record, improved = learner.advance(state)
         if writer:

@@ -47,6 +47,10 @@ class SEConfig:
         if not -1e3 < self.done_bias_init < 1e3:
             raise UsageError(f"SE done_bias_init must be a finite number, got {self.done_bias_init}")
 
+    def step_cap(self, spec) -> int:
+        """The SE's step cap per episode on task ``spec``: ``max_steps``, else the task's."""
+        return self.max_steps or spec.max_steps
+
 
 class _MLP(nn.Module):
     hidden: int
@@ -126,7 +130,7 @@ class SyntheticEnv(TaskEnv):
     @property
     def max_steps(self) -> int:
         """The SE's step cap per episode (``config.max_steps``, else the task's)."""
-        return self.config.max_steps or self.spec.max_steps
+        return self.config.step_cap(self.spec)
 
     def bind(self, weights: Any) -> "SyntheticEnv":
         """The same SE with ``weights`` as its default params."""
