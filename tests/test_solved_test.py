@@ -150,10 +150,13 @@ def test_a_confirmed_se_outranks_an_unconfirmed_one(tmp_path, monkeypatch):
 
 
 def test_acrobot_defaults():
-    """Acrobot-v1's defaults: the paper's tuned NES, two agents per candidate, a target of -90."""
+    """Acrobot-v1's defaults: the paper's tuned NES with the score-difference update, two agents per
+    candidate, a fixed budget of 1,000 steps, a target of -90 confirmed by 64 fresh agents."""
     config = make_config(env="Acrobot-v1")
-    assert (config.es.sigma, config.es.lr, config.es.score_transform) == (0.0114, 0.727, 3)
-    assert config.agents_per_member == 2 and config.solved_score() == -90.0
+    assert (config.es.sigma, config.es.lr, config.es.mirrored_update) == (0.0114, 0.727, "difference")
+    assert config.agents_per_member == 2 and config.solved_score() == -90.0 and config.confirm_agents == 64
+    assert config.agent.proxy_max_steps == config.agent.proxy_min_steps == 1000
+    assert make_config(env="Acrobot-v1", protocol="paper").es.mirrored_update == "best_sign"
     overridden = make_config(env="Acrobot-v1", es={"sigma": 0.05}, agents_per_member=1)
     assert overridden.es.sigma == 0.05 and overridden.es.lr == 0.727 and overridden.agents_per_member == 1
     assert make_config(env="CartPole-v0").solved_score() == 195.0
