@@ -20,9 +20,9 @@ from synthenv.tasks.registry import get_spec
 # bimodal); a mirrored pair moves the ES by its score difference; 128 fresh agents confirm a solve;
 # the ES restarts from a fresh SE every 50 generations without one (runs that stall seldom recover);
 # a fresh SE starts with a done bias of -1 (its episodes run to the cap: such starts solve more often).
+_FIXED_BUDGET = dict(proxy_max_steps=1000, proxy_min_steps=1000)
 _CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu", done_bias_init=-1.0), preset="small",
-                 es=dict(mirrored_update="difference"),
-                 agent=dict(proxy_max_steps=1000, proxy_min_steps=1000),
+                 es=dict(mirrored_update="difference"), agent=_FIXED_BUDGET,
                  top=dict(agents_per_member=2, confirm_agents=128, restart_after=50))
 TASK_DEFAULTS = {
     "CartPole-v0": _CARTPOLE,
@@ -37,8 +37,7 @@ TASK_DEFAULTS = {
     # (docs/defaults.md).
     "Acrobot-v1": dict(se=SEConfig(hidden=167, activation="prelu"), preset="small",
                        es=dict(sigma=0.0114, lr=0.727, score_transform=3, mirrored_update="difference"),
-                       agent=dict(proxy_max_steps=1000, proxy_min_steps=1000),
-                       top=dict(agents_per_member=2, target_score=-90.0, confirm_agents=64)),
+                       agent=_FIXED_BUDGET, top=dict(agents_per_member=2, target_score=-90.0, confirm_agents=64)),
 }
 
 # The paper's protocol (Ferreira et al. 2022, the SE success curves): its BOHB-tuned NES and DDQN per

@@ -45,7 +45,7 @@ class SEConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"SE max_steps must be >= 1 (None: the task's cap), got {self.max_steps}")
         if not -1e3 < self.done_bias_init < 1e3:
-            raise UsageError(f"SE done_bias_init must be a finite number, got {self.done_bias_init}")
+            raise UsageError(f"SE done_bias_init must lie between -1000 and 1000, got {self.done_bias_init}")
 
     def step_cap(self, spec) -> int:
         """The SE's step cap per episode on task ``spec``: ``max_steps``, else the task's."""

@@ -7,7 +7,6 @@ terminal condition.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jax
@@ -19,16 +18,17 @@ from synthenv.tasks.registry import TaskSpec, get_spec
 
 
 class RealTask(TaskEnv):
-    """The real dynamics of a registered task (``make_task(id)`` builds one)."""
+    """The real dynamics of a registered task (``make_task(id)`` builds one); ``max_steps`` cuts its
+    episodes shorter than the task's cap (``with_horizon``)."""
 
-    def __init__(self, spec: TaskSpec):
+    def __init__(self, spec: TaskSpec, max_steps: int | None = None):
         import gymnax
 
         super().__init__(spec)
         if spec.gymnax_id.startswith("synthenv/"):
             import synthenv.tasks.cliff  # noqa: F401  registers the synthenv/ gymnax ids (the cliff tasks)
         self.backend, params = gymnax.make(spec.gymnax_id)
-        self._params = params.replace(max_steps_in_episode=spec.max_steps)
+        self._params = params.replace(max_steps_in_episode=spec.max_steps if max_steps is None else max_steps)
 
     @property
     def default_params(self):
@@ -52,9 +52,7 @@ def with_horizon(task: RealTask, steps: int) -> RealTask:
     horizon for scoring candidates on a long task."""
     if not isinstance(task, RealTask):
         raise UsageError(f"a test horizon needs a gymnax task; {task.spec.id} is stepped on the host")
-    short = copy.copy(task)
-    short._params = task.default_params.replace(max_steps_in_episode=steps)
-    return short
+    return RealTask(task.spec, steps)
 
 
 def _strong(state):
