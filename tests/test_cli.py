@@ -72,7 +72,7 @@ def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
     assert "(default: 83; Acrobot-v1: 167)" in h["--se-hidden"]
     assert "(default: CartPole-v0)" in h["--env"] and "(default: small)" in h["--preset"]
     assert "(default: ddqn)" in h["--inner-agents"] and "(default: cycle)" in h["--inner-mix"]
-    assert "195.0" in h["--target-score"] and "Acrobot-v1: -90.0" in h["--target-score"]
+    assert "(default: 197.0; CartPole-v1: 475.0; Acrobot-v1: -90.0" in h["--target-score"]
     assert "(default: 1000; Cliff-v0: 2000" in h["--proxy-max-steps"] and "Acrobot" not in h["--proxy-max-steps"]
     assert "(default: 1000)" in h["--proxy-min-steps"]
     assert "(default: 2;" in h["--agents-per-member"]
