@@ -3,7 +3,7 @@ same networks untrained, and check that a member that stopped stays frozen while
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ class Population:
     hps: Any
     run: Callable  # jitted (keys, hps) -> TrainResult of the population
     result: Any  # TrainResult with a leading population axis (on the host)
+    train: Any  # the agent's TrainLoop the population ran
 
 
 def train_population(agent: ModuleType, config, task_id: str, n: int, seed: int, vary: bool = False,
@@ -37,19 +38,14 @@ def train_population(agent: ModuleType, config, task_id: str, n: int, seed: int,
     hps = jax.vmap(lambda k: agent.sample_hparams(k, config, vary))(jax.random.split(k_hp, n))
     keys = jax.random.split(k_train, n)
     run = jax.jit(jax.vmap(lambda k, hp: train(k, None, hp)))
-    return Population(agent, config, task, keys, hps, run, jax.device_get(run(keys, hps)))
+    return Population(agent, config, task, keys, hps, run, jax.device_get(run(keys, hps)), train)
 
 
 def untrained(pop: Population) -> Any:
-    """The population's networks as initialised: the same keys with a one-step budget (learning only
-    starts after ``init_episodes`` >= 1 episodes, so nothing is updated)."""
-    assert getattr(pop.config, "init_episodes", 1) >= 1  # PPO: it stops before its first update
-    config = replace(pop.config, max_steps=1, chunk_steps=1)
-    shapes = pop.agent.max_shapes(config, False)
-    train = pop.agent.make_train(config, pop.task, shapes, stop_rule="threshold")
-    result = jax.jit(jax.vmap(lambda k, hp: train(k, None, hp)))(pop.keys, pop.hps)
-    assert np.all(np.asarray(result.steps) == 1)
-    return result.params
+    """The population's networks as initialised: the training state the same keys start from, read
+    out before any step (no second training program to compile)."""
+    train = pop.train
+    return jax.jit(jax.vmap(lambda k, hp: train.result(train.init(k, None, hp)).params))(pop.keys, pop.hps)
 
 
 def mean_returns(pop: Population, params, episodes: int = 10, seed: int = 77) -> np.ndarray:
