@@ -100,6 +100,26 @@ def test_set_with_inner_agents_resumes(tmp_path):
     assert events == ["skip"]
 
 
+def test_train_ses_cli_takes_a_config_file(se_set, tmp_path, capsys):
+    """``train-ses --config``: the file's values reach every SE's config, the options win over it, and
+    a key the set's own options give (here the seed) is refused with a line naming it. (The file
+    changes nothing the generation step compiles, so it reuses ``se_set``'s compiled program.)"""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({**TINY, "confirm_agents": 0, "target_score": 150.0, "inner_mix": "together"}))
+    out = tmp_path / "ses"
+    rc = main(["experiment", "train-ses", "--out", str(out), "--count", "1", "--generations", "1",
+               "--seed", "5", "--config", str(config), "--inner-mix", "cycle"])
+    assert rc == 0
+    saved = json.loads((out / "se_000" / "config.json").read_text())
+    assert (saved["es"]["population"], saved["confirm_agents"], saved["target_score"]) == (2, 0, 150.0)
+    assert (saved["seed"], saved["generations"], saved["inner_mix"]) == (5, 1, "cycle")
+    config.write_text(json.dumps({"seed": 3}))
+    capsys.readouterr()
+    assert main(["experiment", "train-ses", "--out", str(tmp_path / "other"), "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "seed is given by train-ses's --seed" in err[-1] and not (tmp_path / "other").exists()
+
+
 def test_per_agent_ses_route_each_agent_to_its_se(se_set):
     """Stacked SEs: agent 1 of [SE a, SE b] gives exactly what agent 1 gives when both agents train on SE b."""
     a, b = (load_se(p) for p in find_se_files(se_set, solved_only=False))

@@ -293,6 +293,10 @@ class TrainSEs:
     """Comma-separated inner algorithms."""
     inner_mix: Annotated[Optional[str], _task_default("inner_mix")] = None
     """With several inner agents: cycle or together (see train-se)."""
+    config: Annotated[Optional[Path], _default("none")] = None
+    """A JSON file of config values for every SE of the set (a partial config.json, as train-se
+    --config; not env, seed, generations or vary_hparams, which the set's options give); options given
+    here override it."""
     devices: Annotated[Optional[int], DEVICES] = None
     debug: bool = False
 
@@ -623,6 +627,16 @@ def _train_ses(a: TrainSEs) -> int:
     from synthenv.progress import SetProgress
 
     extra = _given(inner_agents=_names(a.inner_agents) if a.inner_agents else None, inner_mix=a.inner_mix)
+    if a.config is not None:
+        from synthenv.errors import UsageError
+        from synthenv.meta.config_file import merge, read_config_file
+
+        base = read_config_file(a.config)
+        for key, flag in (("env", "--env"), ("seed", "--seed"), ("generations", "--generations"),
+                          ("vary_hparams", "--hparams")):
+            if key in base:
+                raise UsageError(f"{a.config}: {key} is given by train-ses's {flag}; remove it from the file")
+        extra = merge(base, extra)
     with SetProgress() as progress:
         statuses = train_ses(a.env, a.count, a.hparams, a.out, seed=a.seed, generations=a.generations,
                              n_devices=a.devices, on_event=progress.event, **extra)
