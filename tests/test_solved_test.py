@@ -38,12 +38,18 @@ def scripted(monkeypatch, unperturbed: list[float], confirmations: list[float]):
     return calls
 
 
+def at_threshold(**top):
+    """A tiny CartPole-v0 config whose target is the threshold 195 (the default is 197): the scripted
+    scores below are set around the threshold."""
+    return make_config(se={"hidden": 8}, target_score=195.0, **top)
+
+
 @pytest.mark.parametrize("confirm_agents", [16, 48])
 def test_a_lucky_draw_is_not_solved(tmp_path, monkeypatch, confirm_agents):
-    # CartPole-v0 with the threshold 195 as the target. Generation 1 passes with its own agents but not with the fresh ones
-    # ((16 * 196 + n * 180) / (16 + n) < 195); generation 3 passes both.
+    # CartPole-v0 with the threshold 195 as the target. Generation 1 passes with its own agents but
+    # not with the fresh ones ((16 * 196 + n * 180) / (16 + n) < 195); generation 3 passes both.
     calls = scripted(monkeypatch, [150, 196, 120, 200, 200], [180, 199])
-    config = make_config(se={"hidden": 8}, target_score=195.0, generations=5, unperturbed_agents=16, confirm_agents=confirm_agents)
+    config = at_threshold(generations=5, unperturbed_agents=16, confirm_agents=confirm_agents)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
 
@@ -89,7 +95,7 @@ def test_the_fitness_member_tests_on_the_short_horizon():
 
 def test_confirmation_off_is_the_papers_single_test(tmp_path, monkeypatch):
     calls = scripted(monkeypatch, [150, 196, 120], [])
-    config = make_config(se={"hidden": 8}, target_score=195.0, generations=3, confirm_agents=0)
+    config = at_threshold(generations=3, confirm_agents=0)
     summary = run.train_se(config, tmp_path / "run")
     assert calls["confirm"] == []
     assert summary["solved"] and summary["generations_done"] == 2
@@ -113,7 +119,7 @@ def test_mixed_inner_agents_are_confirmed_on_one_se(tmp_path, monkeypatch):
     # Generation 1 (ppo) 190: below the threshold, no confirmation; latest {ddqn 197.5, ppo 190}.
     # Generation 2 (ddqn) 197 -> ddqn (197+199)/2 = 198, ppo 196: solved.
     calls = scripted(monkeypatch, [196, 190, 197, 200], [199, 150, 199, 196])
-    config = make_config(se={"hidden": 8}, target_score=195.0, generations=4, inner_agents=("ddqn", "ppo"), confirm_agents=16)
+    config = at_threshold(generations=4, inner_agents=("ddqn", "ppo"), confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
 
@@ -129,7 +135,7 @@ def test_algorithms_trained_together_confirm_each_with_its_own_agents(tmp_path, 
     """With ``inner_mix`` "together" every generation trains both algorithms; the confirmation starts
     when both reach the threshold and pools each algorithm's fresh agents with its own."""
     calls = scripted(monkeypatch, [[199, 150], [196, 197], [200, 200]], [199, 185, 200, 200])
-    config = make_config(se={"hidden": 8}, target_score=195.0, generations=3, inner_agents=("ddqn", "ppo"), inner_mix="together", confirm_agents=16)
+    config = at_threshold(generations=3, inner_agents=("ddqn", "ppo"), inner_mix="together", confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert calls["confirm"] == [(1, 0), (1, 1), (2, 0), (2, 1)]
@@ -143,7 +149,7 @@ def test_a_confirmed_se_outranks_an_unconfirmed_one(tmp_path, monkeypatch):
     """The saved SE of an unsolved run is the best confirmed one: a confirmed 190 (32 agents) beats
     a later unconfirmed 194 (16 agents)."""
     scripted(monkeypatch, [170, 196, 194], [184])
-    config = make_config(se={"hidden": 8}, target_score=195.0, generations=3, confirm_agents=16)
+    config = at_threshold(generations=3, confirm_agents=16)
     summary = run.train_se(config, tmp_path / "run")
     assert not summary["solved"]
     assert summary["best_generation"] == 1 and summary["best_score"] == pytest.approx(190)
