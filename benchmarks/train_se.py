@@ -3,13 +3,14 @@
 Prints per seed (one JSON line each): generations, solved, compile seconds, total wall seconds
 (compile included), median seconds per generation, agent-steps per second (inner training steps of all agents / generation time),
 real-env steps, peak RSS, and the mean real return of 16 fresh DDQN agents with varied HPs trained only
-on the learned SE (the README's evaluate command), and of 64 more (other draws: the 16-agent mean of
+on the learned SE (the README's evaluate command; ``--agents ddqn,ppo,sac``: 16 of each, ``eval_by_agent``), and of 64 more DDQN agents (other draws: the 16-agent mean of
 near-bimodal returns has a spread of about +-14 near the threshold); then the sweep's summary (solve
 rate, median and worst evaluation, median and maximum wall time). Usage:
 
     python benchmarks/train_se.py --env CartPole-v0 --seeds 0 1 2
     python benchmarks/train_se.py --seeds 0 1 --set es.strategy=open_es --set agent.proxy_min_steps=500
     python benchmarks/train_se.py --seeds 1000 1001 --set protocol=paper --keep runs/sweep
+    python benchmarks/train_se.py --env CartPole-v1 --seeds 9300 --set proxy_kind=bandit --agents ddqn,ppo,sac
 
 ``--set section.field=value`` overrides one field of the default config (sections: es, se, agent;
 no section: a top-level field such as ``generations``); values are parsed as JSON when they can be.
@@ -35,16 +36,18 @@ from synthenv.meta.config import make_config
 from synthenv.meta.run import train_se
 from synthenv.experiments.evaluate import evaluate_agents
 env, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-overrides = json.loads(sys.argv[4])
+overrides, eval_agents = json.loads(sys.argv[4]), sys.argv[5].split(",")
 config = make_config(env=env, seed=seed, **overrides)
 summary = train_se(config, out)
 wall = time.perf_counter() - t0
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
 ev64 = evaluate_agents(proxy=out + "/se.safetensors", agents=64, episodes=10, vary_hparams=True, seed=seed + 100000)
+by_agent = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16, episodes=10, vary_hparams=True,
+                               seed=seed)["mean_return"] for a in eval_agents if a != "ddqn"}
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
                   "restart_after": config.restart_after,
-                  "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
+                  "eval_by_agent": {"ddqn": ev["mean_return"], **by_agent}, "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -69,6 +72,7 @@ def main() -> None:
     p.add_argument("--env", default="CartPole-v0")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--agents", default="ddqn", help="comma-separated algorithms for the 16-agent evaluation")
     p.add_argument("--keep", metavar="DIR", help="keep each seed's run directory as DIR/seed-N")
     args = p.parse_args()
     overrides = parse_overrides(args.set)
@@ -77,7 +81,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = str(Path(args.keep) / f"seed-{seed}" if args.keep else Path(tmp) / "run")
             t = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides)],
+            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides), args.agents],
                                  capture_output=True, text=True)
             if res.returncode:
                 sys.exit(f"seed {seed} failed:\n{res.stderr[-3000:]}")
@@ -95,6 +99,8 @@ def main() -> None:
                "agent_steps_per_s": round(statistics.median(agent_steps)),
                "real_env_steps": s["real_env_steps"], "peak_rss_mb": round(r["peak_rss_mb"]),
                "eval_mean_return": round(r["eval_mean_return"], 1),
+               **({"eval_by_agent": {a: round(v, 1) for a, v in r["eval_by_agent"].items()}}
+                  if args.agents != "ddqn" else {}),
                "eval_solved_fraction": r["eval_solved_fraction"], "eval_train_steps": r["eval_train_steps"],
                "eval64_mean_return": round(r["eval64_mean_return"], 1),
                "process_s": round(time.perf_counter() - t, 1)}
@@ -108,7 +114,9 @@ def summarize(rows: list[dict]) -> dict:
     evaluation, median and maximum wall time (every seed counts, solved or not)."""
     walls = [r["wall_to_se_s"] for r in rows]
     evals = [r["eval_mean_return"] for r in rows]
+    by_agent = {a: min(r["eval_by_agent"][a] for r in rows) for a in rows[0].get("eval_by_agent", {})}
     return {"seeds": len(rows), "solve_rate": sum(r["solved"] for r in rows) / len(rows),
+            **({"eval_worst_by_agent": by_agent} if by_agent else {}),
             "wall_to_se_s_median": statistics.median(walls), "wall_to_se_s_max": max(walls),
             "generations_median": statistics.median(r["generations"] for r in rows),
             "eval_mean_return_median": statistics.median(evals), "eval_mean_return_worst": min(evals),

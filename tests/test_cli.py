@@ -66,15 +66,16 @@ def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
     h = help_lines(capsys, monkeypatch, ["train-se"])
     assert h["--seed"].startswith("--seed INT") and "(default: 0)" in h["--seed"]
     assert "INT" in h["--generations"] and "(default: 200; CartPole-v1: 300" in h["--generations"]
-    assert "FLOAT" in h["--sigma"] and "(default: 0.05; Acrobot-v1: 0.0114)" in h["--sigma"]
-    assert "(default: 1.0; Acrobot-v1: 0.727)" in h["--lr"]
+    assert "FLOAT" in h["--sigma"] and "(default: 0.05" in h["--sigma"] and "Acrobot" not in h["--sigma"]
+    assert "(default: 1.0" in h["--lr"] and "Acrobot" not in h["--lr"]  # Acrobot's bandit takes CartPole's step
+    assert "(default: se; CartPole-v1: bandit; Acrobot-v1: bandit" in h["--proxy-kind"]
     assert "(default: 16)" in h["--population"] and "(default: 128; Acrobot-v1: 64" in h["--confirm-agents"]
     assert "(default: 83; Acrobot-v1: 167)" in h["--se-hidden"]
     assert "(default: CartPole-v0)" in h["--env"] and "(default: small)" in h["--preset"]
     assert "(default: ddqn)" in h["--inner-agents"] and "(default: cycle)" in h["--inner-mix"]
     assert "(default: 197.0; CartPole-v1: 475.0; Acrobot-v1: -90.0" in h["--target-score"]
-    assert "(default: 1000; Cliff-v0: 2000" in h["--proxy-max-steps"] and "Acrobot" not in h["--proxy-max-steps"]
-    assert "(default: 1000)" in h["--proxy-min-steps"]
+    assert "(default: 1000; CartPole-v1: 2000; Acrobot-v1: 2000; Cliff-v0: 2000" in h["--proxy-max-steps"]
+    assert "(default: 1000; CartPole-v1: 2000; Acrobot-v1: 2000" in h["--proxy-min-steps"]
     assert "(default: 2;" in h["--agents-per-member"]
     for flag in ("--mirrored", "--vary-hparams", "--stop-when-solved"):
         assert h[flag].startswith(f"{flag}, --no-{flag[2:]}") and "(default: True)" in h[flag], h[flag]
@@ -142,6 +143,7 @@ def test_unknown_preset(tmp_path, capsys):
     (["--inner-agents", "ddqn,ppo", "--inner-mix", "alternate"], ("inner_mix", "'alternate'")),
     (["--inner-agents", "ddqn,ppo,ddqn"], ("inner_agents", "twice")),
     (["--protocol", "nature"], ("protocol", "'nature'")),
+    (["--proxy-kind", "rn"], ("proxy_kind", "'rn'", "bandit")),
     (["--common-draws", "all"], ("common_draws", "'all'")),
     (["--proxy-max-steps", "0"], ("proxy_max_steps",)),
     (["--proxy-min-steps", "-1"], ("proxy_min_steps",)),

@@ -68,8 +68,8 @@ def test_a_shorter_fitness_horizon_is_confirmed_on_the_full_one(tmp_path, monkey
     confirmation runs on the full 500 steps against 475, by the confirming agents alone (their mean
     is not pooled with the short-horizon scores)."""
     calls = scripted(monkeypatch, [150, 196, 199, 199], [400.0, 480.0])
-    config = make_config(env="CartPole-v1", se={"hidden": 8}, generations=4, fitness_horizon=200,
-                         fitness_target=195.0)
+    config = make_config(env="CartPole-v1", proxy_kind="se", se={"hidden": 8}, generations=4,
+                         fitness_horizon=200, fitness_target=195.0)
     assert (config.fitness_horizon, config.trigger_score(), config.solved_score()) == (200, 195.0, 475.0)
     summary = run.train_se(config, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -83,7 +83,7 @@ def test_the_fitness_member_tests_on_the_short_horizon():
     per step), and a confirmation called at every generation (target 0) trains on the same SE."""
     from synthenv.meta.learner import Learner
 
-    config = make_config(env="CartPole-v1", es={"population": 2}, se={"hidden": 8},
+    config = make_config(env="CartPole-v1", proxy_kind="se", es={"population": 2}, se={"hidden": 8},
                          agent={"proxy_max_steps": 200, "proxy_min_steps": 0}, unperturbed_agents=2,
                          confirm_agents=2, fitness_horizon=20, fitness_target=0.0, generations=1)
     learner = Learner(config)
@@ -156,15 +156,25 @@ def test_a_confirmed_se_outranks_an_unconfirmed_one(tmp_path, monkeypatch):
 
 
 def test_acrobot_defaults():
-    """Acrobot-v1's defaults: the paper's tuned NES with the score-difference update, two agents per
-    candidate, a fixed budget of 1,000 steps, a target of -90 confirmed by 64 fresh agents."""
+    """Acrobot-v1's defaults: a synthetic bandit, learned by NES with CartPole's step and the
+    score-difference update, two agents per candidate, 2,000 DDQN steps, a target of -90 confirmed by
+    64 fresh agents. Its SE (``proxy_kind="se"``): the paper's tuned NES and 1,000 steps."""
     config = make_config(env="Acrobot-v1")
-    assert (config.es.sigma, config.es.lr, config.es.mirrored_update) == (0.0114, 0.727, "difference")
+    assert config.proxy_kind == "bandit" and config.architecture == config.bandit
+    assert (config.es.sigma, config.es.lr, config.es.mirrored_update) == (0.05, 1.0, "difference")
     assert config.agents_per_member == 2 and config.solved_score() == -90.0 and config.confirm_agents == 64
-    assert config.agent.proxy_max_steps == config.agent.proxy_min_steps == 1000
-    assert make_config(env="Acrobot-v1", protocol="paper").es.mirrored_update == "best_sign"
-    overridden = make_config(env="Acrobot-v1", es={"sigma": 0.05}, agents_per_member=1)
+    assert config.agent.proxy_max_steps == 2000
+    se = make_config(env="Acrobot-v1", proxy_kind="se")
+    assert (se.es.sigma, se.es.lr, se.es.mirrored_update) == (0.0114, 0.727, "difference")
+    assert se.agent.proxy_max_steps == se.agent.proxy_min_steps == 1000 and se.architecture == se.se
+    paper = make_config(env="Acrobot-v1", protocol="paper")
+    assert paper.proxy_kind == "se" and paper.es.mirrored_update == "best_sign"
+    overridden = make_config(env="Acrobot-v1", proxy_kind="se", es={"sigma": 0.05}, agents_per_member=1)
     assert overridden.es.sigma == 0.05 and overridden.es.lr == 0.727 and overridden.agents_per_member == 1
+    v1 = make_config(env="CartPole-v1")
+    assert (v1.proxy_kind, v1.restart_after, v1.restart_below, v1.agent.proxy_max_steps) == ("bandit", 40, 50.0, 2000)
+    assert v1.confirm_also == ("ppo", "sac")
+    assert make_config(env="CartPole-v0").proxy_kind == "se"
     assert make_config(env="CartPole-v0").solved_score() == 197.0  # above the threshold 195, as Acrobot's
     assert make_config(env="CartPole-v1").solved_score() == 475.0
 
@@ -220,3 +230,45 @@ def test_resume_needs_the_same_config_but_not_the_init_file(tmp_path):
     scores = [[json.loads(line)["score_unperturbed"] for line in (tmp_path / d / "metrics.jsonl").open()]
               for d in ("whole", "parts")]
     assert len(scores[0]) == 2 and scores[0] == scores[1]
+
+
+def test_confirm_also_checks_other_algorithms_only_after_a_pass(tmp_path, monkeypatch):
+    """``confirm_also``: algorithms outside the ES confirm a solve. They are asked only when the inner
+    agents' confirmation passes, and the worst algorithm decides: generation 0 fails DDQN's
+    confirmation (PPO is not asked), generation 1 passes DDQN's but not PPO's, generation 2 both."""
+    import synthenv.meta.learner as learner_module
+
+    also_scores, also_calls = [150.0, 196.0], []
+
+    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+        def confirm(flat, key):
+            also_calls.append(n_agents)
+            return jnp.float32(also_scores[len(also_calls) - 1]), jnp.int32(7)
+        return confirm
+
+    monkeypatch.setattr(learner_module, "make_confirmation", fake_confirmation)
+    calls = scripted(monkeypatch, [196, 196, 200], [180, 199, 199])
+    config = at_threshold(generations=3, confirm_also=["ppo"], confirm_also_agents=4)
+    summary = run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert calls["confirm"] == [(0, 0), (1, 0), (2, 0)] and also_calls == [4, 4]
+    assert [(r["confirmed_by_agent"] or {}).get("ppo") for r in rows] == [None, 150.0, 196.0]
+    assert [r["solved"] for r in rows] == [False, False, True] and summary["best_generation"] == 2
+    assert rows[1]["score_confirmed"] == 150.0 and rows[1]["real_env_steps_generation"] == 100 + 50 + 7
+
+
+def test_restart_below_restarts_only_a_stalled_attempt(tmp_path, monkeypatch):
+    """``restart_below``: every ``restart_after`` generations an unsolved attempt restarts only if its
+    unperturbed agents never reached the score; the attempt's best starts again with it."""
+    scripted(monkeypatch, [10, 12, 11, 60, 40, 45, 30, 20], [])
+    config = at_threshold(generations=8, restart_after=2, restart_below=50.0, confirm_agents=0)
+    run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # Attempt 0 stalls (best 12 at generation 2): restart. Attempt 1 reaches 60 in generation 3, so it
+    # goes on at generations 4 and 6 although it falls back below 50.
+    assert [r["attempt"] for r in rows] == [0, 0, 1, 1, 1, 1, 1, 1]
+    always = at_threshold(generations=8, restart_after=2, confirm_agents=0)
+    scripted(monkeypatch, [10, 12, 11, 60, 40, 45, 30, 20], [])
+    run.train_se(always, tmp_path / "run2")
+    rows = [json.loads(line) for line in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["attempt"] for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -51,7 +51,7 @@ def _config_value(config, key: str):
     value = config
     for part in key.split("."):
         value = getattr(value, part)
-    return ",".join(value) if isinstance(value, tuple) else value
+    return (",".join(value) or "none") if isinstance(value, tuple) else value
 
 
 def _task_default_text(key: str) -> str:
@@ -128,6 +128,9 @@ class TrainSE:
     NAME:PRESET picks a preset (default: small; ddqn: --preset)."""
     inner_mix: Annotated[Optional[str], _task_default("inner_mix")] = None
     """With several inner agents: cycle (one per generation in turn) or together (all every generation)."""
+    proxy_kind: Annotated[Optional[str], _task_default("proxy_kind")] = None
+    """What the ES learns: se (a synthetic environment) or bandit (a synthetic contextual bandit:
+    learned first states and reward, one-step episodes; written to the same se.safetensors)."""
     init_se: Annotated[Optional[Path], _default("none, a random SE")] = None
     """Start from this SE file (same task; its architecture) instead of a random SE."""
     strategy: Annotated[Optional[str], _task_default("es.strategy")] = None
@@ -160,6 +163,12 @@ class TrainSE:
     """Mean real return at which the SE counts as solved (the task's threshold; raised for Acrobot-v1)."""
     confirm_agents: Annotated[Optional[int], _task_default("confirm_agents")] = None
     """Fresh agents that must confirm a solved score on the same SE (0: the paper's single test)."""
+    confirm_also: Annotated[Optional[str], _task_default("confirm_also")] = None
+    """Comma-separated algorithms that must also confirm a solve without training in the ES (e.g.
+    ppo,sac): after the inner agents' confirmation passes, --confirm-also-agents fresh agents of each
+    train on the SE and every algorithm's mean must reach the target; none: an empty string."""
+    confirm_also_agents: Annotated[Optional[int], _task_default("confirm_also_agents")] = None
+    """Fresh agents per --confirm-also algorithm."""
     fitness_horizon: Annotated[Optional[int], _default("none, the task's cap")] = None
     """Cut the real test episodes that score candidates at this many steps (none: the task's cap); a
     solve is then confirmed on the full horizon by the confirming agents alone."""
@@ -167,6 +176,8 @@ class TrainSE:
     """With --fitness-horizon: the unperturbed score at that horizon that calls the confirmation."""
     restart_after: Annotated[Optional[int], _task_default("restart_after")] = None
     """Restart the ES from a fresh random SE every this many generations without a solve (0: never)."""
+    restart_below: Annotated[Optional[float], _task_default("restart_below")] = None
+    """With --restart-after: restart only an attempt whose unperturbed score never reached this."""
     se_hidden: Annotated[Optional[int], _task_default("se.hidden")] = None
     """SE hidden layer width."""
     se_activation: Annotated[Optional[str], _task_default("se.activation")] = None
@@ -536,7 +547,9 @@ def _train_se_config(a: TrainSE):
                  inner_mix=a.inner_mix, init_se=None if a.init_se is None else str(a.init_se),
                  target_score=a.target_score, agents_per_member=a.agents_per_member,
                  common_draws=a.common_draws, restart_after=a.restart_after,
-                 fitness_horizon=a.fitness_horizon, fitness_target=a.fitness_target)
+                 fitness_horizon=a.fitness_horizon, fitness_target=a.fitness_target, proxy_kind=a.proxy_kind,
+                 confirm_also=None if a.confirm_also is None else _names(a.confirm_also),
+                 confirm_also_agents=a.confirm_also_agents, restart_below=a.restart_below)
     run.check_out_dir(a.out, a.resume)
     for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
         if a.resume and value is not None:

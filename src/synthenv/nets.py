@@ -1,7 +1,8 @@
-"""Small shared network pieces: activation lookup."""
+"""Small shared network pieces: activation lookup and the proxies' MLP."""
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -19,3 +20,21 @@ def activation_fn(name: str, x: jax.Array, prelu_slope: jax.Array | None = None)
     if name == "prelu":
         return jnp.where(x >= 0, x, prelu_slope * x)
     raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+class MLP(nn.Module):
+    """``layers`` hidden layers of ``hidden`` units with ``activation`` (PReLU: a learned slope per
+    layer), then a linear layer of ``out`` units."""
+
+    hidden: int
+    layers: int
+    activation: str
+    out: int
+
+    @nn.compact
+    def __call__(self, x):
+        for i in range(self.layers):
+            x = nn.Dense(self.hidden, name=f"hidden_{i}")(x)
+            slope = self.param(f"prelu_{i}", lambda k: jnp.full((1,), 0.25)) if self.activation == "prelu" else None
+            x = activation_fn(self.activation, x, slope)
+        return nn.Dense(self.out, name="out")(x)

@@ -93,10 +93,12 @@ class StopConfig:
 
 def step_cap(config, stop_rule: str) -> int:
     """Environment steps an agent may take: ``proxy_max_steps`` on a proxy, ``max_steps`` on the real task."""
-    return config.proxy_max_steps if stop_rule == "converged" else config.max_steps
+    return config.proxy_max_steps if stop_rule in ON_PROXY else config.max_steps
 
 
-STOP_RULES = ("converged", "threshold", "none")
+STOP_RULES = ("converged", "budget", "threshold", "none")
+ON_PROXY = ("converged", "budget")
+"""The stop rules of agents on a proxy (capped at ``proxy_max_steps``)."""
 
 
 def make_stop_test(config, stop_rule: str, threshold: float) -> Callable:
@@ -104,7 +106,8 @@ def make_stop_test(config, stop_rule: str, threshold: float) -> Callable:
 
     "converged" (on a proxy, the paper's rule): the mean return of the last ``stop_window`` episodes is
     within ``stop_tolerance`` (relative) of the mean of the window before, after at least
-    ``proxy_min_steps`` steps. "threshold" (on the real task): the mean of the last ``stop_window``
+    ``proxy_min_steps`` steps. "budget" (on a synthetic bandit, whose episodes are single steps):
+    exactly ``proxy_max_steps`` steps, neither a convergence test nor the episode cap. "threshold" (on the real task): the mean of the last ``stop_window``
     returns reaches ``threshold``. "none": only the caps stop the agent (a fixed budget; tests on the
     real task may stop it, ``synthenv.agents.learning_curve``). ``recent`` holds the last ``2 * stop_window`` returns, oldest first.
     """
@@ -147,7 +150,8 @@ class Episodes(NamedTuple):
 def should_end(config, stop_rule: str, stop_test: Callable, ep: Episodes, ep_end, diverged):
     """Whether an agent stops after this step: stop rule at an episode end, episode or step cap, divergence."""
     stop = ep_end & stop_test(ep.recent, ep.episodes, ep.steps)
-    return stop | (ep.episodes >= config.max_episodes) | (ep.steps >= step_cap(config, stop_rule)) | diverged
+    episode_cap = (ep.episodes >= config.max_episodes) if stop_rule != "budget" else False
+    return stop | episode_cap | (ep.steps >= step_cap(config, stop_rule)) | diverged
 
 
 def keep_where(cond, new, old):

@@ -31,10 +31,10 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
     """The config agents train with: on an SE without ``preset``, the SE's own DDQN config for DDQN;
     any other agent or preset takes the SE's training protocol (stop rule, step caps, see
     ``common.PROTOCOL_FIELDS``). Without ``preset``, an agent the SE was learned with (an inner agent
-    ``NAME:PRESET``) gets that preset; others ``small``. On the real task (no SE) the default is the
+    ``NAME:PRESET``, or one that confirmed its solve, ``confirm_also``) gets that preset; others ``small``. On the real task (no SE) the default is the
     agent's preset for that task (``REAL_TASK_PRESETS``)."""
     inner = trained_with.get("agent")
-    trained = dict(map(split_entry, trained_with.get("inner_agents", [])))
+    trained = dict(map(split_entry, [*trained_with.get("inner_agents", []), *trained_with.get("confirm_also", [])]))
     if inner and agent == "ddqn" and preset is None and trained.get("ddqn") is None:
         try:
             return module.Config(**inner), trained_with.get("preset", "custom")
@@ -121,9 +121,10 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
     """Returns every test return, their mean, per-agent training steps and episodes, solved fraction,
     and each agent's learning curve (one greedy real test episode after each training episode) with
     ``steps_to_target``: its training steps when a test first reached ``target`` (default: the task's
-    solved threshold; None where none did).
+    solved threshold; None where none did). Agents on a synthetic bandit have no curves (its episodes
+    are single steps): ``curves`` is empty and ``steps_to_target`` None.
 
-    ``proxy`` is an SE file (agents train on it alone, the SE's stop rule) or an RN file (agents train
+    ``proxy`` is an SE or synthetic-bandit file (agents train on it alone, by its stop rule) or an RN file (agents train
     on the real dynamics with its reward and stop once the mean of their last ``stop_window`` tests
     reaches the task's threshold); without it agents train on the real task ``env``. ``agent`` names
     any registered agent (``synthenv.agents.registry``); ``preset`` one of its presets. ``icm``: the
@@ -133,13 +134,14 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
     if proxy is None and env is None:
         raise UsageError("give --proxy (an SE or RN file) or --env (train on the real task)")
-    trained_with, test_threshold, kind = {}, None, None
+    trained_with, test_threshold, kind, real_dynamics = {}, None, None, True
     if proxy is not None:
         loaded = load_proxy(proxy, env_id=env)
         kind = loaded.kind.name
         task, train_env, env_params = loaded.env.task, loaded.env, loaded.env.default_params
-        rule = "converged" if kind == "se" else "none"
-        if kind == "rn":
+        real_dynamics = loaded.kind.real_dynamics
+        rule = loaded.kind.stop_rule
+        if real_dynamics:
             test_threshold = task.spec.solved_threshold
         trained_with = loaded.training_config
     else:
@@ -156,13 +158,21 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, trained_with)
     t = time.perf_counter()
+    # A bandit's episodes are single steps: a real test after each would cost a test per step.
+    curves = rule != "budget"
     r = train_and_test(module, config, task, train_env, rule, env_params, agents, episodes, vary_hparams,
-                       seed, n_devices, curves=True, test_threshold=test_threshold)
-    returns, steps, curve = r["returns"], r["steps"], r["curve"]
+                       seed, n_devices, curves=curves, test_threshold=test_threshold)
+    returns, steps = r["returns"], r["steps"]
     per_agent = returns.mean(axis=1)
-    to_target = np.asarray(steps_to_target(curve, target))
-    counts = np.asarray(curve.count)
-    real_train = steps if kind != "se" else np.zeros_like(steps)  # an RN keeps the real dynamics
+    if curves:
+        curve = r["curve"]
+        to_target, counts = np.asarray(steps_to_target(curve, target)), np.asarray(curve.count)
+        curve_rows = [{"steps": np.asarray(curve.steps)[i, :n].tolist(),
+                       "returns": np.asarray(curve.returns)[i, :n].tolist()} for i, n in enumerate(counts)]
+        test_steps = np.asarray(curve.test_steps).tolist()
+    else:
+        to_target, curve_rows, test_steps = np.full(agents, -1), [], [0] * agents
+    real_train = steps if real_dynamics else np.zeros_like(steps)
     return {
         "proxy": str(proxy) if proxy is not None else None,
         "proxy_kind": kind,
@@ -184,9 +194,8 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         "solved_threshold": spec.solved_threshold,
         "target": target,
         "steps_to_target": [None if x < 0 else int(x) for x in to_target],
-        "curves": [{"steps": np.asarray(curve.steps)[i, :n].tolist(),
-                    "returns": np.asarray(curve.returns)[i, :n].tolist()} for i, n in enumerate(counts)],
-        "test_steps": np.asarray(curve.test_steps).tolist(),
+        "curves": curve_rows,
+        "test_steps": test_steps,
         "diverged": int(np.sum(r["diverged"])),
         "hparams": {k: v.tolist() for k, v in r["hparams"].items()},
         "wall_seconds": time.perf_counter() - t,

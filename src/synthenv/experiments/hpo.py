@@ -32,7 +32,7 @@ from synthenv.agents.hparams import RULES, UNIFORM01
 from synthenv.agents.registry import check_supports
 from synthenv.errors import UsageError
 from synthenv.experiments.evaluate import agent_config, make_train_and_test
-from synthenv.proxies.files import LoadedProxy, load_se
+from synthenv.proxies.files import LoadedProxy, load_synthetic
 
 LOG_SPREAD = 10.0
 """Float fields drawn log-uniformly by the varied-HP rule (the learning rate): ``[x/10, 10x]``."""
@@ -122,11 +122,11 @@ class Search:
     def scorer(self, side: int, episodes: int, seed: int, agents: int = 1,
                n_devices: int | None = None) -> Callable[[list[int], list[dict]], dict]:
         """``score(numbers, params)``: ``agents`` fresh agents per config trained on the SE
-        (``SE_SIDE``, the converged stop rule) or on the real task (``REAL_SIDE``, the threshold stop
+        (``SE_SIDE``, the SE's stop rule: converged; a bandit's: its fixed budget) or on the real task (``REAL_SIDE``, the threshold stop
         rule) in one compiled call, tested for ``episodes`` greedy real episodes each; per config the
         mean test return, mean training steps and diverged agents. Compiled once per batch size."""
         task = self.se.env.task
-        train_env, rule, env_params = ((self.se.env, "converged", self.se.env.default_params) if side == SE_SIDE
+        train_env, rule, env_params = ((self.se.env, self.se.kind.stop_rule, self.se.env.default_params) if side == SE_SIDE
                                        else (task, "threshold", None))
         run = make_train_and_test(self.module, self.config, self.shapes, task, train_env, rule, env_params,
                                   episodes, n_devices)
@@ -144,7 +144,7 @@ class Search:
 
 def make_search(proxy: str | Path, agent: str, preset: str | None) -> Search:
     """Load the SE and check the agent: the base config is the one ``evaluate`` gives agents on it."""
-    se = load_se(proxy)
+    se = load_synthetic(proxy)
     spec = se.env.task.spec
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, se.training_config)

@@ -40,6 +40,9 @@ def run_status(run: Path) -> dict:
 def set_config(env: str, hparams: str, seed: int, generations: int, **overrides) -> TrainSEConfig:
     if hparams not in HPARAMS:
         raise UsageError(f"--hparams must be one of {', '.join(HPARAMS)}, got {hparams!r}")
+    # The sets reproduce the paper's SE experiments (success curves, transfer, histograms): multi-step
+    # SEs, also on tasks whose train-se default is a synthetic bandit.
+    overrides.setdefault("proxy_kind", "se")
     return make_config(env=env, seed=seed, generations=generations, vary_hparams=hparams == "varied", **overrides)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from synthenv.errors import UsageError
 from synthenv.meta.config import TrainSEConfig
 
-SECTIONS = ("es", "se", "agent")
+SECTIONS = ("es", "se", "bandit", "agent")
 """The nested dataclass sections of a config; every other key is a top-level field."""
 
 

@@ -12,6 +12,7 @@ from synthenv.agents.learning_curve import make_tested_train
 from synthenv.evaluation import make_evaluate
 from synthenv.meta import objectives
 from synthenv.meta.population import make_runner
+from synthenv.proxies.registry import kind_of
 
 
 class GenerationStats(NamedTuple):
@@ -34,7 +35,7 @@ def make_member(agent, proxy_env, task, unravel, agent_config, shapes, eval_epis
 
     A member whose proxy produced inf/NaN (or whose training diverged) gets the task's worst return.
     """
-    train = agent.make_train(agent_config, proxy_env, shapes, stop_rule="converged")
+    train = agent.make_train(agent_config, proxy_env, shapes, stop_rule=kind_of(proxy_env).stop_rule)
     evaluate = make_evaluate(task, agent.make_policy(agent_config), eval_episodes)
 
     def member(flat, hp, key):

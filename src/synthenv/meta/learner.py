@@ -53,6 +53,8 @@ class RunState:
     """Per inner agent, its latest score (confirmed where it was)."""
     attempt: int = 0
     """Restarts so far (``restart_after``): the ES runs from the fresh proxy of attempt ``attempt``."""
+    attempt_best: float = -float("inf")
+    """The best unperturbed score of this attempt (``restart_below``)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ class Learner:
                            for group in self.groups)
         self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
                               else None for m, s in zip(confirm_members, samplers))
+        also = getattr(config, "confirm_also", ())
+        self.also_confirms = tuple(make_confirmation(*self._member(name, self.task), config.confirm_also_agents,
+                                                     n_devices) for name in also)
         self.init_es_state = self.strategy.init(self.init_key, flat0)
 
     def _member(self, name: str, task):
@@ -154,9 +159,12 @@ class Learner:
 
     def restarts_at(self, state: RunState) -> bool:
         """Whether the next generation starts a new attempt: ``restart_after`` generations of this
-        attempt have passed without a solve."""
+        attempt have passed without a solve (with ``restart_below``: and its unperturbed agents never
+        reached that score; an attempt that did goes on, and is checked again ``restart_after`` later)."""
         g, r = state.generations_done, self.config.restart_after
-        return bool(r) and not state.solved and g > 0 and g % r == 0
+        below = getattr(self.config, "restart_below", None)
+        stalled = below is None or state.attempt_best < below
+        return bool(r) and not state.solved and g > 0 and g % r == 0 and stalled
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
@@ -197,7 +205,7 @@ class Learner:
         t = time.perf_counter()
         if self.restarts_at(state):  # a fresh proxy; the best one so far stays the run's best
             state = replace(state, es_state=self.restart_state(state.attempt + 1), attempt=state.attempt + 1,
-                            latest_scores={})
+                            latest_scores={}, attempt_best=-float("inf"))
         es_state, evaluated, stats = self.generation(state.es_state, g)
         trained = {c.inner_agents[j]: float(x) for j, x in zip(self.agents_of(g), stats.unperturbed_by_agent)}
         unperturbed, real_steps = stats.score_unperturbed.item(), int(stats.real_env_steps)
@@ -211,7 +219,8 @@ class Learner:
         seconds = time.perf_counter() - t
         # The proxy's score: the worst inner agent's latest score (once every agent has run); all of
         # them measured on this proxy when it was confirmed, so "solved" is always one proxy's verdict.
-        score = min(latest.values()) if len(latest) == len(c.inner_agents) else -float("inf")
+        score = (min(latest[name] for name in c.inner_agents) if all(name in latest for name in c.inner_agents)
+                 else -float("inf"))
         solved_now = ((confirmed is not None and confirmed >= c.solved_score()) if c.confirm_agents
                       else score >= c.solved_score())
         improved = state.best.beaten_by(score, confirmed is not None)
@@ -227,13 +236,15 @@ class Learner:
                       best=Best(score, g, confirmed is not None) if improved else state.best,
                       best_flat=evaluated if improved else state.best_flat,
                       real_env_steps=record.real_env_steps, wall_seconds=state.wall_seconds + seconds,
-                      solved=state.solved or solved_now, latest_scores=latest)
+                      solved=state.solved or solved_now, latest_scores=latest,
+                      attempt_best=max(state.attempt_best, unperturbed))
         return Advance(new, record, improved)
 
     def _confirm(self, flat, generation: int, trained: dict[str, float]) -> tuple[dict[str, float], int]:
         """A second, independent sample of agents of every inner algorithm on this very proxy: per
         algorithm, the mean over its fresh agents pooled with this generation's unperturbed ones (if it
-        trained any); and the real-env steps the fresh agents' tests took."""
+        trained any); if all of them reach the solved score, the mean of ``confirm_also_agents`` fresh
+        agents of each ``confirm_also`` algorithm; and the real-env steps the fresh agents' tests took."""
         c, by_agent, steps = self.config, {}, 0
         for slot, name in enumerate(c.inner_agents):
             score, real_steps = self.confirm(flat, generation, slot)
@@ -242,6 +253,11 @@ class Learner:
                 n_old, n_new = c.unperturbed_agents, c.confirm_agents
                 score = (n_old * trained[name] + n_new * score) / (n_old + n_new)
             by_agent[name] = score
+        if min(by_agent.values()) >= c.solved_score():  # the algorithms of confirm_also, only for a pass
+            key = jax.random.fold_in(self.key_for(generation), 1000)
+            for i, (name, confirm) in enumerate(zip(c.confirm_also, self.also_confirms)):
+                score, real_steps = confirm(flat, jax.random.fold_in(key, i))
+                by_agent[name], steps = score.item(), steps + int(real_steps)
         return by_agent, steps
 
 

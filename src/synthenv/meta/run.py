@@ -41,7 +41,8 @@ def state_tensors(state: RunState) -> tuple[dict[str, np.ndarray], dict]:
     return tensors, {
         "kind": STATE_KIND, "generations_done": state.generations_done, "best": asdict(state.best),
         "totals": {"real_env_steps": state.real_env_steps, "wall_seconds": state.wall_seconds},
-        "solved": state.solved, "latest_scores": state.latest_scores, "attempt": state.attempt}
+        "solved": state.solved, "latest_scores": state.latest_scores, "attempt": state.attempt,
+        "attempt_best": state.attempt_best}
 
 
 def save_state(path: Path, state: RunState) -> None:
@@ -71,7 +72,7 @@ def restore_state(tensors: dict[str, np.ndarray], meta: dict, template: RunState
                     best=Best(best["score"], best["generation"], best.get("confirmed", False)),
                     real_env_steps=meta["totals"]["real_env_steps"], wall_seconds=meta["totals"]["wall_seconds"],
                     solved=meta["solved"], latest_scores=meta.get("latest_scores", {}),
-                    attempt=meta.get("attempt", 0))
+                    attempt=meta.get("attempt", 0), attempt_best=meta.get("attempt_best", -float("inf")))
 
 
 def check_out_dir(out: Path, resume: bool) -> None:

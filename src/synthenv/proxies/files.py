@@ -45,6 +45,7 @@ def save_proxy(path: str | Path, env: ProxyEnv, weights: Any, training_config: d
 
 
 SE_KIND = "synthetic_env"
+BANDIT_KIND = "synthetic_bandit"
 _GYMNAX_IDS: dict[str, str] = {}  # gymnax id -> the model file registered under it
 
 
@@ -98,25 +99,35 @@ class LoadedProxy:
             _GYMNAX_IDS[gid] = str(self.path.resolve())
         return env
 
-    def _check_se(self, adapter: str) -> None:
-        if self.kind.file_kind != SE_KIND:
-            raise UsageError(f"{adapter}() is available for synthetic environments; {self.path} holds a "
-                             f"{self.kind.name.upper()} (use as_gymnax())")
+    def _check_synthetic(self, adapter: str) -> None:
+        if self.kind.file_kind not in (SE_KIND, BANDIT_KIND):
+            raise UsageError(f"{adapter}() is available for synthetic environments and bandits; {self.path} "
+                             f"holds a {self.kind.name.upper()} (use as_gymnax())")
 
     def as_gymnasium(self, render_mode: str | None = None):
-        """A ``gymnasium.Env`` stepping the SE with NumPy (seeded through ``reset(seed=...)``)."""
+        """A ``gymnasium.Env`` stepping the SE (or synthetic bandit) with NumPy (seeded through
+        ``reset(seed=...)``)."""
+        self._check_synthetic("as_gymnasium")
+        if self.kind.file_kind == BANDIT_KIND:
+            from synthenv.adapters.gymnasium_bandit import make_gymnasium_bandit
+
+            return make_gymnasium_bandit(self.env.spec, self.config, _numpy(self.weights))
         from synthenv.adapters.gymnasium_env import make_gymnasium_env
 
-        self._check_se("as_gymnasium")
         return make_gymnasium_env(self.env.spec, self.config, _numpy(self.weights), render_mode=render_mode)
 
     def as_gymnasium_vector(self, num_envs: int):
-        """A ``gymnasium.vector.VectorEnv`` of ``num_envs`` copies, stepped in one NumPy batch."""
-        from synthenv.adapters.gymnasium_env import make_gymnasium_vector_env
-
-        self._check_se("as_gymnasium_vector")
+        """A ``gymnasium.vector.VectorEnv`` of ``num_envs`` copies: an SE's stepped in one NumPy batch,
+        a synthetic bandit's as Gymnasium's ``SyncVectorEnv``."""
+        self._check_synthetic("as_gymnasium_vector")
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
+        if self.kind.file_kind == BANDIT_KIND:
+            import gymnasium
+
+            return gymnasium.vector.SyncVectorEnv([self.as_gymnasium for _ in range(num_envs)])
+        from synthenv.adapters.gymnasium_env import make_gymnasium_vector_env
+
         return make_gymnasium_vector_env(self.env.spec, self.config, _numpy(self.weights), num_envs)
 
     def as_gymnasium_wrapper(self, env):
@@ -169,3 +180,12 @@ def load_proxy(path: str | Path, env_id: str | None = None, kind: str | None = N
 def load_se(path: str | Path, env_id: str | None = None) -> LoadedProxy:
     """``load_proxy`` that also checks the file holds a synthetic environment."""
     return load_proxy(path, env_id, kind=SE_KIND)
+
+
+def load_synthetic(path: str | Path, env_id: str | None = None) -> LoadedProxy:
+    """``load_proxy`` that also checks the file holds a proxy agents train on alone: an SE or a
+    synthetic bandit (not a reward network, whose agents need the real dynamics)."""
+    loaded = load_proxy(path, env_id)
+    if loaded.kind.real_dynamics:
+        raise UsageError(f"{path} holds a {loaded.kind.file_kind!r}, not a {SE_KIND!r} or {BANDIT_KIND!r}")
+    return loaded

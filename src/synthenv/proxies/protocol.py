@@ -48,6 +48,12 @@ class ProxyKind:
     """The :class:`ProxyEnv` class; ``env_type(real_task, config)`` is the unbound proxy env and
     raises ``UsageError`` for an unsupported task or an invalid config."""
     summary: str = ""
+    stop_rule: str = "converged"
+    """How agents trained on it stop (``synthenv.agents.common.make_stop_test``): an SE, the paper's
+    convergence test; a synthetic bandit, a fixed budget; an RN, its tests on the real task."""
+    real_dynamics: bool = False
+    """Agents on it step the real task's dynamics (an RN): their training steps are real-env steps,
+    and they train to the real task's threshold rather than to a fixed budget on the proxy."""
 
     def wrap(self, task, config, weights) -> ProxyEnv:
         """The proxy env for ``task`` with ``weights`` bound (a ready-to-step gymnax environment)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from synthenv.errors import UsageError
+from synthenv.proxies.bandit import BanditConfig, SyntheticBandit
 from synthenv.proxies.protocol import ProxyKind
 from synthenv.proxies.rn import RewardNetEnv, RNConfig
 from synthenv.proxies.se import SEConfig, SyntheticEnv
@@ -10,8 +11,12 @@ from synthenv.proxies.se import SEConfig, SyntheticEnv
 PROXIES: dict[str, ProxyKind] = {
     "synthetic_env": ProxyKind("se", "synthetic_env", SEConfig, SyntheticEnv,
                                "synthetic environment: learned dynamics, reward and done (discrete actions)"),
+    "synthetic_bandit": ProxyKind("bandit", "synthetic_bandit", BanditConfig, SyntheticBandit,
+                                  "synthetic contextual bandit: learned first states and reward, one-step "
+                                  "episodes (discrete actions)", stop_rule="budget"),
     "reward_network": ProxyKind("rn", "reward_network", RNConfig, RewardNetEnv,
-                                "reward network: real dynamics, learned reward (four variants, + info; linear-info)"),
+                                "reward network: real dynamics, learned reward (four variants, + info; linear-info)",
+                                stop_rule="none", real_dynamics=True),
 }
 
 

@@ -49,8 +49,7 @@ from flax import struct
 
 from synthenv.environment import TaskEnv
 from synthenv.errors import UsageError, require_counts
-from synthenv.nets import ACTIVATIONS
-from synthenv.proxies.se import _MLP
+from synthenv.nets import ACTIVATIONS, MLP
 from synthenv.tasks.registry import TaskSpec, require_info_vector
 
 LINEAR_INFO = "linear-info"
@@ -151,7 +150,7 @@ class RNNetwork(nn.Module):
         c = self.config
         if c.linear:
             return _InfoWeights(name="reward_net")(x)[..., 0]
-        return _MLP(c.hidden, c.layers, c.activation, 1, name="reward_net")(x)[..., 0]
+        return MLP(c.hidden, c.layers, c.activation, 1, name="reward_net")(x)[..., 0]
 
 
 @struct.dataclass

@@ -19,7 +19,7 @@ from flax import struct
 
 from synthenv.environment import TaskEnv
 from synthenv.errors import UsageError
-from synthenv.nets import ACTIVATIONS, activation_fn
+from synthenv.nets import ACTIVATIONS, MLP
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,6 @@ class SEConfig:
         return self.max_steps or spec.max_steps
 
 
-class _MLP(nn.Module):
-    hidden: int
-    layers: int
-    activation: str
-    out: int
-
-    @nn.compact
-    def __call__(self, x):
-        for i in range(self.layers):
-            x = nn.Dense(self.hidden, name=f"hidden_{i}")(x)
-            slope = self.param(f"prelu_{i}", lambda k: jnp.full((1,), 0.25)) if self.activation == "prelu" else None
-            x = activation_fn(self.activation, x, slope)
-        return nn.Dense(self.out, name="out")(x)
-
-
 class SENetwork(nn.Module):
     obs_dim: int
     n_actions: int
@@ -76,9 +61,9 @@ class SENetwork(nn.Module):
     def __call__(self, obs, action):
         x = jnp.concatenate([jax.nn.one_hot(action, self.n_actions), obs], axis=-1)
         c = self.config
-        next_obs = _MLP(c.hidden, c.layers, c.activation, self.obs_dim, name="state_net")(x)
-        reward = _MLP(c.hidden, c.layers, c.activation, 1, name="reward_net")(x)[..., 0]
-        done = _MLP(c.hidden, c.layers, c.activation, 1, name="done_net")(x)[..., 0]
+        next_obs = MLP(c.hidden, c.layers, c.activation, self.obs_dim, name="state_net")(x)
+        reward = MLP(c.hidden, c.layers, c.activation, 1, name="reward_net")(x)[..., 0]
+        done = MLP(c.hidden, c.layers, c.activation, 1, name="done_net")(x)[..., 0]
         return next_obs, reward, done
 
 
