@@ -50,8 +50,8 @@ class InnerAgent(Protocol):
                    threshold: float = 0.0) -> TrainLoop:
         """A pure ``train`` on ``env`` (any gymnax environment) as a ``TrainLoop`` (callable as
         ``Train``; its pieces let test episodes run between training episodes); ``stop_rule``
-        "converged" (on a proxy), "threshold" (on the real task, with the task's ``threshold``) or
-        "none" (the caps only)."""
+        "converged" (on an SE), "budget" (on a synthetic bandit: exactly ``proxy_max_steps``),
+        "threshold" (on the real task, with the task's ``threshold``) or "none" (the caps only)."""
 
     def make_policy(self, config: StopConfig) -> Policy:
         """The trained agent's greedy action."""
