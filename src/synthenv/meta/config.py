@@ -12,6 +12,7 @@ from synthenv.agents.registry import check_entry, split_entry
 from synthenv.errors import UsageError
 from synthenv.meta.strategies import ESConfig
 from synthenv.proxies.bandit import BanditConfig
+from synthenv.proxies.registry import PROXIES
 from synthenv.proxies.se import SEConfig
 from synthenv.tasks.registry import get_spec
 
@@ -25,6 +26,10 @@ _FIXED_BUDGET = dict(proxy_max_steps=1000, proxy_min_steps=1000)
 _CARTPOLE = dict(se=SEConfig(hidden=83, activation="leaky_relu", done_bias_init=-1.0), preset="small",
                  es=dict(mirrored_update="difference"), agent=_FIXED_BUDGET,
                  top=dict(agents_per_member=2, confirm_agents=128, restart_after=50))
+# CartPole-v1 and Acrobot-v1 learn a synthetic contextual bandit by default (docs/defaults.md): it
+# solved every seed measured 2-6 times faster than the SE, and DDQN, PPO and SAC agents trained on a
+# bandit learned with DDQN alone; the SE stays one option away (proxy_kind="se": these entries with
+# proxy_kind dropped; the bandit's own settings are BANDIT_DEFAULTS below).
 TASK_DEFAULTS = {
     # CartPole-v0: a target of 197 over the 144 unperturbed and confirming agents, above the threshold
     # 195, so that 16 fresh agents clear 190 too (their mean spreads by about +-14 near 195).
@@ -33,20 +38,16 @@ TASK_DEFAULTS = {
     # 200 steps (at 500, a 1,000-step budget is two episodes) and longer attempts (restart after 100,
     # up to 300 generations); candidates are scored on the real task's full 500 steps.
     "CartPole-v1": dict(_CARTPOLE, se=replace(_CARTPOLE["se"], max_steps=200),
-                        top=dict(_CARTPOLE["top"], restart_after=100, generations=300)),
+                        top=dict(_CARTPOLE["top"], restart_after=100, generations=300, proxy_kind="bandit")),
     # The paper's tuned Acrobot NES, each mirrored pair moving the mean by its score difference; two
     # agents per candidate (Acrobot fitness is close to bimodal); a fixed budget of 1,000 steps; a
     # target above the threshold, confirmed by 64 fresh agents, so that fresh agents clear it too
     # (docs/defaults.md).
     "Acrobot-v1": dict(se=SEConfig(hidden=167, activation="prelu"), preset="small",
                        es=dict(sigma=0.0114, lr=0.727, score_transform=3, mirrored_update="difference"),
-                       agent=_FIXED_BUDGET, top=dict(agents_per_member=2, target_score=-90.0, confirm_agents=64)),
+                       agent=_FIXED_BUDGET,
+                       top=dict(agents_per_member=2, target_score=-90.0, confirm_agents=64, proxy_kind="bandit")),
 }
-# CartPole-v1 and Acrobot-v1 learn a synthetic contextual bandit by default (docs/defaults.md): it
-# solved every seed measured 2-6 times faster than the SE, and DDQN, PPO and SAC agents trained on a
-# bandit learned with DDQN alone; the SE stays one option away (proxy_kind="se", the defaults above).
-for _env in ("CartPole-v1", "Acrobot-v1"):
-    TASK_DEFAULTS[_env] = dict(TASK_DEFAULTS[_env], top=dict(TASK_DEFAULTS[_env]["top"], proxy_kind="bandit"))
 
 # What changes in our defaults when the proxy is a synthetic bandit: DDQN trains 2,000 steps (with
 # 1,000 one varied-HP draw in 16 to 30 did not learn on bandits whose other agents all did; 2,000
@@ -83,8 +84,8 @@ PROTOCOLS = {"synthenv": TASK_DEFAULTS, "paper": PAPER_DEFAULTS}
 """Named sets of per-task defaults: ours (``synthenv``) and the paper's (``paper``)."""
 
 INNER_MIXES = ("cycle", "together")
-PROXY_KINDS = {"se": "synthetic_env", "bandit": "synthetic_bandit"}
-"""``TrainSEConfig.proxy_kind`` -> the model-file kind (``synthenv.proxies.registry``)."""
+PROXY_KINDS = {k.name: file_kind for file_kind, k in PROXIES.items() if not k.real_dynamics}
+"""``TrainSEConfig.proxy_kind`` -> the model-file kind: the registry's proxies agents train on alone."""
 COMMON_DRAWS = ("pairs", "population")
 
 
@@ -232,7 +233,9 @@ class TrainSEConfig:
         against this run's task and architecture (after ``validate``, which checks that it exists)."""
         from synthenv.proxies.files import load_proxy
 
-        loaded = loaded or load_proxy(self.init_se, env_id=self.env, kind=PROXY_KINDS[self.proxy_kind])
+        loaded = loaded or load_proxy(self.init_se, env_id=self.env)
+        if loaded.kind.file_kind != PROXY_KINDS[self.proxy_kind]:
+            raise UsageError(f"{self.init_se} holds a {loaded.kind.file_kind!r}, not a {PROXY_KINDS[self.proxy_kind]!r}")
         if loaded.config != self.architecture:
             raise UsageError(f"init_se: {self.init_se} has the architecture {asdict(loaded.config)}, "
                              f"this run {asdict(self.architecture)}")
@@ -246,8 +249,6 @@ class TrainSEConfig:
     def proxy_env(self, task):
         """The (unbound) proxy environment this run learns, for ``task``: an SE of ``se``'s
         architecture, or a synthetic bandit of ``bandit``'s."""
-        from synthenv.proxies.registry import PROXIES
-
         return PROXIES[PROXY_KINDS[self.proxy_kind]].env_type(task, self.architecture)
 
     def initial_weights(self):
@@ -292,13 +293,6 @@ class TrainSEConfig:
                              agent=DDQNConfig(**d.pop("agent")), **d)
 
 
-def _kind_of_file(path: str) -> str:
-    from synthenv.io.model_files import read_metadata
-
-    file_kind = read_metadata(path).get("kind")
-    return next((k for k, v in PROXY_KINDS.items() if v == file_kind), "se")  # others: refused as not an SE
-
-
 def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | None = None,
                 se: dict | None = None, agent: dict | None = None, protocol: str = "synthenv",
                 bandit: dict | None = None, **top) -> TrainSEConfig:
@@ -308,8 +302,13 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     if protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     defaults = PROTOCOLS[protocol].get(env, {})
-    if top.get("proxy_kind") is None and top.get("init_se") is not None and Path(top["init_se"]).is_file():
-        top["proxy_kind"] = _kind_of_file(top["init_se"])  # a run from a file learns the file's kind
+    initial = None
+    if top.get("init_se") is not None and Path(top["init_se"]).is_file():
+        from synthenv.proxies.files import load_proxy
+
+        initial = load_proxy(top["init_se"], env_id=env)
+        if top.get("proxy_kind") is None:  # a run from a file learns the file's kind
+            top["proxy_kind"] = next((k for k, v in PROXY_KINDS.items() if v == initial.kind.file_kind), "se")
     kind = top.get("proxy_kind") or defaults.get("top", {}).get("proxy_kind", "se")
     if protocol == "synthenv" and kind == "bandit":
         extra = BANDIT_DEFAULTS.get(env, {})
@@ -329,15 +328,10 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
     for key in ("inner_agents", "confirm_also"):
         if key in top:
             top[key] = tuple(top[key])
-    se_base, initial = defaults.get("se", SEConfig()), None
-    if top.get("init_se") is not None and Path(top["init_se"]).is_file():
-        from synthenv.proxies.files import load_proxy
-
-        initial = load_proxy(top["init_se"], env_id=env, kind=PROXY_KINDS[top.get("proxy_kind", "se")])
-        se_base = initial.config  # the file's architecture
-    bandit_base = BanditConfig()
-    if top.get("proxy_kind") == "bandit":
-        bandit_base, se_base = (initial.config if initial else bandit_base), defaults.get("se", SEConfig())
+    # A run from a file takes the file's architecture (``initial_se`` below checks its kind).
+    own = initial.config if initial is not None else None
+    se_base = own if isinstance(own, SEConfig) else defaults.get("se", SEConfig())
+    bandit_base = own if isinstance(own, BanditConfig) else BanditConfig()
     cfg = TrainSEConfig(env=env, preset=preset, es=es_cfg,
                         se=replace(se_base, **(se or {})), bandit=replace(bandit_base, **(bandit or {})),
                         agent=resolve(preset, **{**defaults.get("agent", {}), **(agent or {})}), **top)
