@@ -7,6 +7,10 @@ generation, the mean and max training steps per agent and agent-steps per second
 
     python benchmarks/inner_agents.py --agents ddqn ppo sac
     python benchmarks/inner_agents.py --agents sac --set sac.hidden=16 --set sac.layers=1
+    python benchmarks/inner_agents.py --env CartPole-v1 --top proxy_kind=bandit --agents ddqn ppo:tiny
+
+``--top key=value`` sets a field of the run's config (``make_config``), e.g. the proxy kind; an agent
+``NAME:PRESET`` trains with that preset.
 
 ``--set agent.field=value`` overrides a field of that agent's ``small`` preset (the one inner agents
 use), to compare candidate presets in one run.
@@ -29,6 +33,7 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", default=["ddqn", "dueling_ddqn", "td3_discrete", "ppo", "sac"])
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="agent.field=value")
+    parser.add_argument("--top", action="append", default=[], help="config_field=value (JSON value or a string)")
     args = parser.parse_args()
     host_devices.configure()
 
@@ -39,10 +44,18 @@ def main() -> None:
     for item in args.set:
         name, _, raw = item.partition("=")
         agent, field = name.split(".")
-        module = get_agent(agent)
-        module.PRESETS["small"] = replace(module.PRESETS["small"], **{field: json.loads(raw)})
+        module = get_agent(agent.split(":")[0])
+        preset = agent.split(":")[1] if ":" in agent else "small"
+        module.PRESETS[preset] = replace(module.PRESETS[preset], **{field: json.loads(raw)})
+    top = {}
+    for item in args.top:
+        key, _, raw = item.partition("=")
+        try:
+            top[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            top[key] = raw
     for name in args.agents:
-        learner = Learner(make_config(env=args.env, inner_agents=[name], generations=args.generations))
+        learner = Learner(make_config(env=args.env, inner_agents=[name], generations=args.generations, **top))
         compile_s = learner.compile()
         state, seconds, rows = learner.init_es_state, [], []
         for g in range(args.generations):
@@ -51,7 +64,8 @@ def main() -> None:
             stats = {k: v.item() for k, v in stats._asdict().items()}
             seconds.append(time.perf_counter() - t)
             rows.append(stats)
-        agents = learner.config.es.population * 2 + learner.config.unperturbed_agents
+        c = learner.config
+        agents = c.es.population * c.agents_per_member + c.unperturbed_agents
         steps = statistics.mean(r["train_steps_mean"] for r in rows) * agents
         print(json.dumps({"agent": name, "compile_s": round(compile_s, 1),
                           "median_s_per_gen": round(statistics.median(seconds), 2),
