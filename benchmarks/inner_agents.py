@@ -13,7 +13,7 @@ generation, the mean and max training steps per agent and agent-steps per second
 ``NAME:PRESET`` trains with that preset.
 
 ``--set agent.field=value`` overrides a field of that agent's ``small`` preset (the one inner agents
-use), to compare candidate presets in one run.
+use; ``--set ppo:tiny.field=value`` that of another preset), to compare candidate presets in one run.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ def main() -> None:
     args = parser.parse_args()
     host_devices.configure()
 
-    from synthenv.agents.registry import get_agent
+    from synthenv.agents.registry import get_agent, split_entry
     from synthenv.meta.config import make_config
     from synthenv.meta.learner import Learner
 
     for item in args.set:
         name, _, raw = item.partition("=")
         agent, field = name.split(".")
-        module = get_agent(agent.split(":")[0])
-        preset = agent.split(":")[1] if ":" in agent else "small"
+        base, preset = split_entry(agent)
+        module, preset = get_agent(base), preset or "small"
         module.PRESETS[preset] = replace(module.PRESETS[preset], **{field: json.loads(raw)})
     top = {}
     for item in args.top:
