@@ -46,7 +46,6 @@ by_agent = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16
                                seed=seed)["mean_return"] for a in eval_agents if a != "ddqn"}
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
-                  "restart_after": config.restart_after,
                   "eval_by_agent": {"ddqn": ev["mean_return"], **by_agent}, "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -92,8 +91,12 @@ def main() -> None:
         s = r["summary"]
         row = {"seed": seed, "solved": s["solved"], "generations": s["generations_done"],
                "restarts": metrics[-1].get("attempt", 0),
-               "solved_in_attempt_at": next((m["generation"] - m.get("attempt", 0) * r["restart_after"]
+               "solved_in_attempt_at": next((m["generation"] - min(n["generation"] for n in metrics
+                                                                   if n.get("attempt", 0) == m.get("attempt", 0))
                                              for m in metrics if m["solved"]), None),
+               "failed_checks": sum(1 for m in metrics if m.get("confirmed_by_agent") and
+                                    set(m["confirmed_by_agent"]) - set(m["unperturbed_by_agent"])
+                                    and not m["solved"]),
                "compile_s": round(s["compile_seconds"], 1), "wall_to_se_s": round(r["wall_to_se"], 1),
                "median_s_per_gen": round(statistics.median(per_gen), 2),
                "agent_steps_per_s": round(statistics.median(agent_steps)),

@@ -173,7 +173,7 @@ def test_acrobot_defaults():
     assert overridden.es.sigma == 0.05 and overridden.es.lr == 0.727 and overridden.agents_per_member == 1
     v1 = make_config(env="CartPole-v1")
     assert (v1.proxy_kind, v1.restart_after, v1.restart_below, v1.agent.proxy_max_steps) == ("bandit", 40, 50.0, 2000)
-    assert v1.confirm_also == ("ppo", "sac")
+    assert v1.confirm_also == ("ppo", "sac") and v1.restart_after_failed_checks == 3
     assert make_config(env="CartPole-v0").proxy_kind == "se"
     assert make_config(env="CartPole-v0").solved_score() == 197.0  # above the threshold 195, as Acrobot's
     assert make_config(env="CartPole-v1").solved_score() == 475.0
@@ -255,6 +255,37 @@ def test_confirm_also_checks_other_algorithms_only_after_a_pass(tmp_path, monkey
     assert [(r["confirmed_by_agent"] or {}).get("ppo") for r in rows] == [None, 150.0, 196.0]
     assert [r["solved"] for r in rows] == [False, False, True] and summary["best_generation"] == 2
     assert rows[1]["score_confirmed"] == 150.0 and rows[1]["real_env_steps_generation"] == 100 + 50 + 7
+
+
+def test_failed_checks_of_other_algorithms_restart_the_attempt(tmp_path, monkeypatch):
+    """``restart_after_failed_checks``: an attempt whose ``confirm_also`` checks failed that many
+    times restarts at the next generation, and ``restart_after`` then counts from the new attempt's
+    start. The check stops at the first algorithm that falls short: SAC is asked only after PPO passed."""
+    import synthenv.meta.learner as learner_module
+
+    asked, built = [], []
+
+    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+        name = ("ddqn", "ppo", "sac")[len(built) % 3]  # each learner builds DDQN's, PPO's, SAC's check
+        built.append(name)
+
+        def confirm(flat, key):
+            asked.append(name)
+            return jnp.float32(150.0 if name == "ppo" else 196.0), jnp.int32(7)
+        return confirm
+
+    monkeypatch.setattr(learner_module, "make_confirmation", fake_confirmation)
+    # DDQN passes its confirmation in generations 1, 2 and 5; PPO fails each time.
+    scripted(monkeypatch, [100, 196, 196, 100, 100, 196, 100, 100, 100, 100], [199] * 3)
+    config = at_threshold(generations=10, confirm_agents=16, confirm_also=["ppo", "sac"],
+                          restart_after=4, restart_below=50.0, restart_after_failed_checks=2)
+    run.train_se(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert asked == ["ppo", "ppo", "ppo"]
+    assert [(r["confirmed_by_agent"] or {}).get("sac") for r in rows] == [None] * 10
+    # Two failed checks (generations 1, 2): attempt 1 from generation 3. Its check at 5 fails once;
+    # restart_after 4 counts from generation 3, and the attempt (best 196 >= 50) is not stalled.
+    assert [r["attempt"] for r in rows] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
 
 
 def test_restart_below_restarts_only_a_stalled_attempt(tmp_path, monkeypatch):

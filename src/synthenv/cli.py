@@ -178,6 +178,8 @@ class TrainSE:
     """Restart the ES from a fresh random SE every this many generations without a solve (0: never)."""
     restart_below: Annotated[Optional[float], _task_default("restart_below")] = None
     """With --restart-after: restart only an attempt whose unperturbed score never reached this."""
+    restart_after_failed_checks: Annotated[Optional[int], _task_default("restart_after_failed_checks")] = None
+    """Restart an attempt once this many of its --confirm-also checks failed (0: never)."""
     se_hidden: Annotated[Optional[int], _task_default("se.hidden")] = None
     """SE hidden layer width."""
     se_activation: Annotated[Optional[str], _task_default("se.activation")] = None
@@ -549,7 +551,8 @@ def _train_se_config(a: TrainSE):
                  common_draws=a.common_draws, restart_after=a.restart_after,
                  fitness_horizon=a.fitness_horizon, fitness_target=a.fitness_target, proxy_kind=a.proxy_kind,
                  confirm_also=None if a.confirm_also is None else _names(a.confirm_also),
-                 confirm_also_agents=a.confirm_also_agents, restart_below=a.restart_below)
+                 confirm_also_agents=a.confirm_also_agents, restart_below=a.restart_below,
+                 restart_after_failed_checks=a.restart_after_failed_checks)
     run.check_out_dir(a.out, a.resume)
     for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
         if a.resume and value is not None:

@@ -17,6 +17,7 @@ class GenerationProgress:
                                  TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
                                  console=self.console, transient=True)
         self.task = None
+        self.attempt = None  # the attempt of the last generation shown
 
     def __enter__(self):
         self.progress.__enter__()
@@ -30,7 +31,7 @@ class GenerationProgress:
                       f"({'cycled' if c.inner_mix == 'cycle' else 'together'})")
             if c.init_se is not None:
                 agents += f", starting from {c.init_se}"
-            what = "an SE"
+            what = "a synthetic bandit" if getattr(c, "proxy_kind", "se") == "bandit" else "an SE"
         self.console.print(f"learning {what} for [bold]{c.env}[/]: {c.es.strategy}, population {c.es.population}, "
                            f"{agents}{' (varied HPs)' if c.vary_hparams else ''}, "
                            f"up to {c.generations} generations")
@@ -44,6 +45,12 @@ class GenerationProgress:
             return f" {d['inner_agent']:<12}"
         return " " + " ".join(f"{name.split(':')[0]} {x:.0f}" for name, x in d["unperturbed_by_agent"].items())
 
+    @staticmethod
+    def _worst(d: dict) -> str:
+        """The algorithm whose confirmation decided, where several confirmed."""
+        by_agent = d.get("confirmed_by_agent") or {}
+        return f" ({min(by_agent, key=by_agent.get).split(':')[0]})" if len(by_agent) > 1 else ""
+
     def event(self, kind: str, d: dict) -> None:
         if kind == "compiled":
             self.console.print(f"compiled the generation step in {d['compile_seconds']:.1f} s")
@@ -53,16 +60,20 @@ class GenerationProgress:
             done, total = d["generations_done"], d["generations"]
             per_gen = d["total_wall_seconds"] / max(1, done)
             eta = f"≤{per_gen * (total - done):.0f}s"
-            if d.get("attempt") and d["generation"] == d["attempt"] * self.config.restart_after:
-                self.console.print(f"restart {d['attempt']}: no solve in {self.config.restart_after} generations, "
-                                   "the ES starts again from a fresh random SE (the best SE so far is kept)")
+            attempt = d.get("attempt", 0)
+            if self.attempt is not None and attempt != self.attempt:
+                self.console.print(f"restart {attempt} at generation {d['generation']}: attempt {self.attempt} "
+                                   "did not solve; the ES starts again from a fresh random proxy (the best one "
+                                   "so far is kept)")
+            self.attempt = attempt
             self.console.print(
                 f"gen {d['generation']:3d}"
                 + (self._inner(d) if len(self.config.inner_agents) > 1 else "")
                 + f"  fitness mean {d['fitness_mean']:8.2f} max {d['fitness_max']:8.2f}  "
                 f"unperturbed {d['score_unperturbed']:8.2f}  real steps {d['real_env_steps']:>10,d}  "
                 f"{d['wall_seconds']:5.1f} s/gen  {eta}"
-                + (f"  confirmed {d['score_confirmed']:8.2f}" if d.get("score_confirmed") is not None else "")
+                + (f"  confirmed {d['score_confirmed']:8.2f}{self._worst(d)}" if d.get("score_confirmed") is not None
+                   else "")
                 + ("  [green]solved[/]" if d["solved"] else ""))
             self.progress.update(self.task, completed=done, eta=eta)
         elif kind == "done":

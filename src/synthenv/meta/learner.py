@@ -55,6 +55,10 @@ class RunState:
     """Restarts so far (``restart_after``): the ES runs from the fresh proxy of attempt ``attempt``."""
     attempt_best: float = -float("inf")
     """The best unperturbed score of this attempt (``restart_below``)."""
+    attempt_started: int = 0
+    """The generation this attempt began with (``restart_after`` counts from it)."""
+    attempt_failed_checks: int = 0
+    """This attempt's failed ``confirm_also`` checks (``restart_after_failed_checks``)."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +164,17 @@ class Learner:
     def restarts_at(self, state: RunState) -> bool:
         """Whether the next generation starts a new attempt: ``restart_after`` generations of this
         attempt have passed without a solve (with ``restart_below``: and its unperturbed agents never
-        reached that score; an attempt that did goes on, and is checked again ``restart_after`` later)."""
-        g, r = state.generations_done, self.config.restart_after
-        below = getattr(self.config, "restart_below", None)
+        reached that score; an attempt that did goes on, and is checked again ``restart_after`` later),
+        or its ``confirm_also`` checks failed ``restart_after_failed_checks`` times."""
+        if state.solved:
+            return False
+        c, age = self.config, state.generations_done - state.attempt_started
+        failed = getattr(c, "restart_after_failed_checks", 0)
+        if failed and state.attempt_failed_checks >= failed:
+            return True
+        below = getattr(c, "restart_below", None)
         stalled = below is None or state.attempt_best < below
-        return bool(r) and not state.solved and g > 0 and g % r == 0 and stalled
+        return bool(c.restart_after) and age > 0 and age % c.restart_after == 0 and stalled
 
     def generation(self, es_state, generation: int):
         """Run generation number ``generation``: ``(es_state, evaluated_mean, stats)``."""
@@ -205,7 +215,8 @@ class Learner:
         t = time.perf_counter()
         if self.restarts_at(state):  # a fresh proxy; the best one so far stays the run's best
             state = replace(state, es_state=self.restart_state(state.attempt + 1), attempt=state.attempt + 1,
-                            latest_scores={}, attempt_best=-float("inf"))
+                            latest_scores={}, attempt_best=-float("inf"), attempt_started=g,
+                            attempt_failed_checks=0)
         es_state, evaluated, stats = self.generation(state.es_state, g)
         trained = {c.inner_agents[j]: float(x) for j, x in zip(self.agents_of(g), stats.unperturbed_by_agent)}
         unperturbed, real_steps = stats.score_unperturbed.item(), int(stats.real_env_steps)
@@ -237,14 +248,22 @@ class Learner:
                       best_flat=evaluated if improved else state.best_flat,
                       real_env_steps=record.real_env_steps, wall_seconds=state.wall_seconds + seconds,
                       solved=state.solved or solved_now, latest_scores=latest,
-                      attempt_best=max(state.attempt_best, unperturbed))
+                      attempt_best=max(state.attempt_best, unperturbed),
+                      attempt_failed_checks=state.attempt_failed_checks + self._failed_check(by_agent))
         return Advance(new, record, improved)
+
+    def _failed_check(self, by_agent: dict[str, float] | None) -> int:
+        """1 if this generation's ``confirm_also`` check ran and failed, else 0."""
+        also = getattr(self.config, "confirm_also", ())
+        checked = [by_agent[name] for name in also if by_agent and name in by_agent]
+        return int(bool(checked) and min(checked) < self.config.solved_score())
 
     def _confirm(self, flat, generation: int, trained: dict[str, float]) -> tuple[dict[str, float], int]:
         """A second, independent sample of agents of every inner algorithm on this very proxy: per
         algorithm, the mean over its fresh agents pooled with this generation's unperturbed ones (if it
         trained any); if all of them reach the solved score, the mean of ``confirm_also_agents`` fresh
-        agents of each ``confirm_also`` algorithm; and the real-env steps the fresh agents' tests took."""
+        agents of each ``confirm_also`` algorithm in turn, up to the first that falls short (the verdict
+        is then known); and the real-env steps the fresh agents' tests took."""
         c, by_agent, steps = self.config, {}, 0
         for slot, name in enumerate(c.inner_agents):
             score, real_steps = self.confirm(flat, generation, slot)
@@ -258,6 +277,8 @@ class Learner:
             for i, (name, confirm) in enumerate(zip(c.confirm_also, self.also_confirms)):
                 score, real_steps = confirm(flat, jax.random.fold_in(key, i))
                 by_agent[name], steps = score.item(), steps + int(real_steps)
+                if by_agent[name] < c.solved_score():
+                    break
         return by_agent, steps
 
 

@@ -42,7 +42,8 @@ def state_tensors(state: RunState) -> tuple[dict[str, np.ndarray], dict]:
         "kind": STATE_KIND, "generations_done": state.generations_done, "best": asdict(state.best),
         "totals": {"real_env_steps": state.real_env_steps, "wall_seconds": state.wall_seconds},
         "solved": state.solved, "latest_scores": state.latest_scores, "attempt": state.attempt,
-        "attempt_best": state.attempt_best}
+        "attempt_best": state.attempt_best, "attempt_started": state.attempt_started,
+        "attempt_failed_checks": state.attempt_failed_checks}
 
 
 def save_state(path: Path, state: RunState) -> None:
@@ -72,7 +73,9 @@ def restore_state(tensors: dict[str, np.ndarray], meta: dict, template: RunState
                     best=Best(best["score"], best["generation"], best.get("confirmed", False)),
                     real_env_steps=meta["totals"]["real_env_steps"], wall_seconds=meta["totals"]["wall_seconds"],
                     solved=meta["solved"], latest_scores=meta.get("latest_scores", {}),
-                    attempt=meta.get("attempt", 0), attempt_best=meta.get("attempt_best", -float("inf")))
+                    attempt=meta.get("attempt", 0), attempt_best=meta.get("attempt_best", -float("inf")),
+                    attempt_started=meta.get("attempt_started", 0),
+                    attempt_failed_checks=meta.get("attempt_failed_checks", 0))
 
 
 def check_out_dir(out: Path, resume: bool) -> None:
