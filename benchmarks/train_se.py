@@ -11,6 +11,7 @@ rate, median and worst evaluation, median and maximum wall time). Usage:
     python benchmarks/train_se.py --seeds 0 1 --set es.strategy=open_es --set agent.proxy_min_steps=500
     python benchmarks/train_se.py --seeds 1000 1001 --set protocol=paper --keep runs/sweep
     python benchmarks/train_se.py --env CartPole-v1 --seeds 9300 --set proxy_kind=bandit --agents ddqn,ppo,sac
+    python benchmarks/train_se.py --env CartPole-v1 --seeds 9800 9801 --minutes 15   # unsolved runs stop at 15 minutes
 
 ``--set section.field=value`` overrides one field of the default config (sections: es, se, agent;
 no section: a top-level field such as ``generations``); values are parsed as JSON when they can be.
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import json, os, resource, sys, time
+import dataclasses, json, os, resource, sys, time
 from synthenv import host_devices
 host_devices.configure()
 t0 = time.perf_counter()
@@ -38,14 +39,33 @@ from synthenv.experiments.evaluate import evaluate_agents
 env, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 overrides, eval_agents = json.loads(sys.argv[4]), sys.argv[5].split(",")
 config = make_config(env=env, seed=seed, **overrides)
-summary = train_se(config, out)
-wall = time.perf_counter() - t0
+minutes = float(sys.argv[6])
+
+
+class OutOfTime(Exception):
+    pass
+
+
+def stop_at_the_limit(kind, data):
+    if minutes and kind == "generation" and time.perf_counter() - t0 > 60 * minutes and not data["solved"]:
+        raise OutOfTime
+
+
+stopped = False
+try:
+    summary = train_se(config, out, on_event=stop_at_the_limit)
+    wall = time.perf_counter() - t0
+except OutOfTime:
+    stopped = True  # the run stands as saved: resumed with its generation count as the cap, it ends at once
+    wall = time.perf_counter() - t0
+    done = sum(1 for _ in open(out + "/metrics.jsonl"))
+    summary = train_se(dataclasses.replace(config, generations=done), out, resume=True)
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
 ev64 = evaluate_agents(proxy=out + "/se.safetensors", agents=64, episodes=10, vary_hparams=True, seed=seed + 100000)
 by_agent = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16, episodes=10, vary_hparams=True,
                                seed=seed)["mean_return"] for a in eval_agents if a != "ddqn"}
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
-print(json.dumps({"summary": summary, "wall_to_se": wall, "agents_per_generation": agents,
+print(json.dumps({"summary": summary, "wall_to_se": wall, "stopped_at_limit": stopped, "agents_per_generation": agents,
                   "eval_by_agent": {"ddqn": ev["mean_return"], **by_agent}, "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -73,6 +93,8 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     p.add_argument("--agents", default="ddqn", help="comma-separated algorithms for the 16-agent evaluation")
     p.add_argument("--keep", metavar="DIR", help="keep each seed's run directory as DIR/seed-N")
+    p.add_argument("--minutes", type=float, default=0,
+                   help="stop a seed's run after this many minutes (compilation included) if not solved; 0: no limit")
     args = p.parse_args()
     overrides = parse_overrides(args.set)
     rows = []
@@ -80,7 +102,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = str(Path(args.keep) / f"seed-{seed}" if args.keep else Path(tmp) / "run")
             t = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides), args.agents],
+            res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides), args.agents,
+                                  str(args.minutes)],
                                  capture_output=True, text=True)
             if res.returncode:
                 sys.exit(f"seed {seed} failed:\n{res.stderr[-3000:]}")
@@ -89,7 +112,8 @@ def main() -> None:
         per_gen = [m["wall_seconds"] for m in metrics]
         agent_steps = [m["train_steps_mean"] * r["agents_per_generation"] / m["wall_seconds"] for m in metrics]
         s = r["summary"]
-        row = {"seed": seed, "solved": s["solved"], "generations": s["generations_done"],
+        row = {"seed": seed, "solved": s["solved"], "stopped_at_limit": r["stopped_at_limit"],
+               "generations": s["generations_done"],
                "restarts": metrics[-1].get("attempt", 0),
                "solved_in_attempt_at": next((m["generation"] - min(n["generation"] for n in metrics
                                                                    if n.get("attempt", 0) == m.get("attempt", 0))
