@@ -7,6 +7,7 @@ The generation step and the confirmation are scripted (no RL), so the bookkeepin
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import jax.numpy as jnp
 import pytest
@@ -212,7 +213,6 @@ def test_resume_needs_the_same_config_but_not_the_init_file(tmp_path):
     gone, and the resumed generations equal those of an uninterrupted run. Resuming with another
     config (beyond the generation cap) is refused."""
     import shutil
-    from dataclasses import replace
 
     from synthenv.errors import UsageError
 
@@ -255,6 +255,28 @@ def test_confirm_also_checks_other_algorithms_only_after_a_pass(tmp_path, monkey
     assert [(r["confirmed_by_agent"] or {}).get("ppo") for r in rows] == [None, 150.0, 196.0]
     assert [r["solved"] for r in rows] == [False, False, True] and summary["best_generation"] == 2
     assert rows[1]["score_confirmed"] == 150.0 and rows[1]["real_env_steps_generation"] == 100 + 50 + 7
+
+
+def test_the_best_proxy_counts_the_other_algorithms_it_was_checked_with(tmp_path, monkeypatch):
+    """Of an unsolved run's proxies, one whose PPO check failed badly ranks by PPO's score: generation
+    1 (DDQN 198.6, PPO 150) is worse than generation 0 (DDQN 181.8, PPO not asked), and generation 2
+    (DDQN 198.6, PPO 190) better than both."""
+    import synthenv.meta.learner as learner_module
+
+    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+        scores = iter([150.0, 190.0])  # each learner's PPO check: 150, then 190
+        return lambda flat, key: (jnp.float32(next(scores)), jnp.int32(7))
+
+    monkeypatch.setattr(learner_module, "make_confirmation", fake_confirmation)
+    scripted(monkeypatch, [196, 196, 196], [180, 199, 199])
+    config = at_threshold(generations=2, confirm_also=["ppo"], confirm_also_agents=4)
+    summary = run.train_se(config, tmp_path / "run")
+    n_old, n_new = config.unperturbed_agents, config.confirm_agents
+    assert summary["best_generation"] == 0
+    assert summary["best_score"] == pytest.approx((n_old * 196 + n_new * 180) / (n_old + n_new))
+    scripted(monkeypatch, [196, 196, 196], [180, 199, 199])
+    summary = run.train_se(replace(config, generations=3), tmp_path / "run3")
+    assert not summary["solved"] and summary["best_generation"] == 2 and summary["best_score"] == 190.0
 
 
 def test_failed_checks_of_other_algorithms_restart_the_attempt(tmp_path, monkeypatch):

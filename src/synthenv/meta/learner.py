@@ -230,8 +230,11 @@ class Learner:
         seconds = time.perf_counter() - t
         # The proxy's score: the worst inner agent's latest score (once every agent has run); all of
         # them measured on this proxy when it was confirmed, so "solved" is always one proxy's verdict.
+        # A confirm_also algorithm that this generation's check measured counts too: of two proxies
+        # DDQN confirmed, the one PPO learns from better is the better one.
         score = (min(latest[name] for name in c.inner_agents) if all(name in latest for name in c.inner_agents)
                  else -float("inf"))
+        score = min([score, *(v for name, v in (by_agent or {}).items() if name not in c.inner_agents)])
         solved_now = ((confirmed is not None and confirmed >= c.solved_score()) if c.confirm_agents
                       else score >= c.solved_score())
         improved = state.best.beaten_by(score, confirmed is not None)
