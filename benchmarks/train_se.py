@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import dataclasses, json, os, resource, sys, time
+import json, os, resource, sys, time
 from synthenv import host_devices
 host_devices.configure()
 t0 = time.perf_counter()
@@ -42,11 +42,15 @@ config = make_config(env=env, seed=seed, **overrides)
 minutes = float(sys.argv[6])
 
 
+seen = {}
+
+
 class OutOfTime(Exception):
     pass
 
 
 def stop_at_the_limit(kind, data):
+    seen[kind] = data
     if minutes and kind == "generation" and time.perf_counter() - t0 > 60 * minutes and not data["solved"]:
         raise OutOfTime
 
@@ -54,18 +58,18 @@ def stop_at_the_limit(kind, data):
 stopped = False
 try:
     summary = train_se(config, out, on_event=stop_at_the_limit)
-    wall = time.perf_counter() - t0
-except OutOfTime:
-    stopped = True  # the run stands as saved: resumed with its generation count as the cap, it ends at once
-    wall = time.perf_counter() - t0
-    done = sum(1 for _ in open(out + "/metrics.jsonl"))
-    summary = train_se(dataclasses.replace(config, generations=done), out, resume=True)
+except OutOfTime:  # the run stands as saved after its last generation; its summary from the events
+    stopped, last = True, seen["generation"]
+    summary = {"solved": False, "generations_done": last["generations_done"],
+               "real_env_steps": last["real_env_steps"], "compile_seconds": seen["compiled"]["compile_seconds"]}
+wall = time.perf_counter() - t0
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
 ev64 = evaluate_agents(proxy=out + "/se.safetensors", agents=64, episodes=10, vary_hparams=True, seed=seed + 100000)
 by_agent = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16, episodes=10, vary_hparams=True,
                                seed=seed)["mean_return"] for a in eval_agents if a != "ddqn"}
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "stopped_at_limit": stopped, "agents_per_generation": agents,
+                  "confirm_also": list(config.confirm_also),
                   "eval_by_agent": {"ddqn": ev["mean_return"], **by_agent}, "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
                   "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -118,9 +122,8 @@ def main() -> None:
                "solved_in_attempt_at": next((m["generation"] - min(n["generation"] for n in metrics
                                                                    if n.get("attempt", 0) == m.get("attempt", 0))
                                              for m in metrics if m["solved"]), None),
-               "failed_checks": sum(1 for m in metrics if m.get("confirmed_by_agent") and
-                                    set(m["confirmed_by_agent"]) - set(m["unperturbed_by_agent"])
-                                    and not m["solved"]),
+               "failed_checks": sum(1 for m in metrics if not m["solved"] and
+                                    set(m.get("confirmed_by_agent") or ()) & set(r["confirm_also"])),
                "compile_s": round(s["compile_seconds"], 1), "wall_to_se_s": round(r["wall_to_se"], 1),
                "median_s_per_gen": round(statistics.median(per_gen), 2),
                "agent_steps_per_s": round(statistics.median(agent_steps)),

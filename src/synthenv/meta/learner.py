@@ -234,7 +234,8 @@ class Learner:
         # DDQN confirmed, the one PPO learns from better is the better one.
         score = (min(latest[name] for name in c.inner_agents) if all(name in latest for name in c.inner_agents)
                  else -float("inf"))
-        score = min([score, *(v for name, v in (by_agent or {}).items() if name not in c.inner_agents)])
+        also = [v for name, v in (by_agent or {}).items() if name not in c.inner_agents]
+        score, failed_check = min([score, *also]), bool(also) and min(also) < c.solved_score()
         solved_now = ((confirmed is not None and confirmed >= c.solved_score()) if c.confirm_agents
                       else score >= c.solved_score())
         improved = state.best.beaten_by(score, confirmed is not None)
@@ -252,14 +253,8 @@ class Learner:
                       real_env_steps=record.real_env_steps, wall_seconds=state.wall_seconds + seconds,
                       solved=state.solved or solved_now, latest_scores=latest,
                       attempt_best=max(state.attempt_best, unperturbed),
-                      attempt_failed_checks=state.attempt_failed_checks + self._failed_check(by_agent))
+                      attempt_failed_checks=state.attempt_failed_checks + failed_check)
         return Advance(new, record, improved)
-
-    def _failed_check(self, by_agent: dict[str, float] | None) -> int:
-        """1 if this generation's ``confirm_also`` check ran and failed, else 0."""
-        also = getattr(self.config, "confirm_also", ())
-        checked = [by_agent[name] for name in also if by_agent and name in by_agent]
-        return int(bool(checked) and min(checked) < self.config.solved_score())
 
     def _confirm(self, flat, generation: int, trained: dict[str, float]) -> tuple[dict[str, float], int]:
         """A second, independent sample of agents of every inner algorithm on this very proxy: per
