@@ -308,6 +308,7 @@ def test_failed_checks_of_other_algorithms_restart_the_attempt(tmp_path, monkeyp
     # Two failed checks (generations 1, 2): attempt 1 from generation 3. Its check at 5 fails once;
     # restart_after 4 counts from generation 3, and the attempt (best 196 >= 50) is not stalled.
     assert [r["attempt"] for r in rows] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    assert [r["generation"] for r in rows if r["restarted"]] == [3]
 
 
 def test_restart_below_restarts_only_a_stalled_attempt(tmp_path, monkeypatch):
@@ -325,3 +326,4 @@ def test_restart_below_restarts_only_a_stalled_attempt(tmp_path, monkeypatch):
     run.train_se(always, tmp_path / "run2")
     rows = [json.loads(line) for line in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
     assert [r["attempt"] for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [r["generation"] for r in rows if r["restarted"]] == [2, 4, 6]

@@ -17,7 +17,6 @@ class GenerationProgress:
                                  TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
                                  console=self.console, transient=True)
         self.task = None
-        self.attempt = None  # the attempt of the last generation shown
 
     def __enter__(self):
         self.progress.__enter__()
@@ -60,12 +59,11 @@ class GenerationProgress:
             done, total = d["generations_done"], d["generations"]
             per_gen = d["total_wall_seconds"] / max(1, done)
             eta = f"≤{per_gen * (total - done):.0f}s"
-            attempt = d.get("attempt", 0)
-            if self.attempt is not None and attempt != self.attempt:
-                self.console.print(f"restart {attempt} at generation {d['generation']}: attempt {self.attempt} "
+            if d.get("restarted"):
+                attempt = d["attempt"]
+                self.console.print(f"restart {attempt} at generation {d['generation']}: attempt {attempt - 1} "
                                    "did not solve; the ES starts again from a fresh random proxy (the best one "
                                    "so far is kept)")
-            self.attempt = attempt
             self.console.print(
                 f"gen {d['generation']:3d}"
                 + (self._inner(d) if len(self.config.inner_agents) > 1 else "")

@@ -90,6 +90,8 @@ class GenerationRecord:
     solved: bool
     attempt: int = 0
     """The ES restart this generation belongs to (0: the run's first proxy; ``restart_after``)."""
+    restarted: bool = False
+    """Whether this generation began attempt ``attempt`` from a fresh proxy."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -213,7 +215,8 @@ class Learner:
         """One generation: ES step, the solved test (confirmed by fresh agents), the best proxy."""
         c, g = self.config, state.generations_done
         t = time.perf_counter()
-        if self.restarts_at(state):  # a fresh proxy; the best one so far stays the run's best
+        restarted = self.restarts_at(state)
+        if restarted:  # a fresh proxy; the best one so far stays the run's best
             state = replace(state, es_state=self.restart_state(state.attempt + 1), attempt=state.attempt + 1,
                             latest_scores={}, attempt_best=-float("inf"), attempt_started=g,
                             attempt_failed_checks=0)
@@ -246,7 +249,7 @@ class Learner:
             train_episodes_mean=stats.train_episodes_mean.item(), diverged=int(stats.diverged),
             real_env_steps=state.real_env_steps + real_steps, real_env_steps_generation=real_steps,
             score_confirmed=confirmed, confirmed_by_agent=by_agent, wall_seconds=seconds, solved=solved_now,
-            attempt=state.attempt)
+            attempt=state.attempt, restarted=restarted)
         new = replace(state, es_state=es_state, generations_done=g + 1,
                       best=Best(score, g, confirmed is not None) if improved else state.best,
                       best_flat=evaluated if improved else state.best_flat,
