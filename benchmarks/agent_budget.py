@@ -2,7 +2,7 @@
 
 For each step cap: ``agents`` fresh varied-HP agents of one algorithm (the same HP draws and seeds for
 every cap) train on the proxy for exactly that many steps (on a bandit, whose stop rule is the
-budget; on an SE, at most that many), with the rest of their config as ``evaluate`` gives it, and
+budget; on an SE, at most that many), with the rest of their config as ``evaluate`` gives it (its ``--steps``), and
 are tested on the real task (10 episodes each). Prints per cap the mean, the share of agents at the
 task's threshold, the share of disjoint 16-agent groups whose mean reaches it (the bar's test), and
 the failing agents' returns. Usage:
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
 from synthenv import host_devices
 
@@ -31,28 +30,19 @@ def main() -> None:
 
     import numpy as np
 
-    from synthenv.agents.registry import check_supports
-    from synthenv.experiments.evaluate import agent_config, train_and_test
-    from synthenv.proxies.files import load_proxy
+    from synthenv.experiments.evaluate import evaluate_agents
 
-    loaded = load_proxy(args.proxy)
-    task, env = loaded.env.task, loaded.env
-    threshold = task.spec.solved_threshold
-    module = check_supports(args.agent, task.spec.continuous, task.spec.id)
-    base, preset = agent_config(module, args.agent, None, task.spec.id, loaded.training_config)
     for steps in args.steps:
-        config = replace(base, proxy_max_steps=steps, proxy_min_steps=min(steps, base.proxy_min_steps))
-        r = train_and_test(module, config, task, env, loaded.kind.stop_rule, env.default_params, args.agents, 10,
-                           True, args.seed, curves=False)
-        per_agent = r["returns"].mean(axis=1)
+        r = evaluate_agents(proxy=args.proxy, agent=args.agent, agents=args.agents, episodes=10, vary_hparams=True,
+                            seed=args.seed, steps=steps)
+        per_agent, threshold = np.asarray(r["returns_per_agent"]), r["solved_threshold"]
         groups = per_agent[: args.agents // 16 * 16].reshape(-1, 16).mean(axis=1)
-        print(json.dumps({"agent": args.agent, "preset": preset, "steps": steps, "agents": args.agents,
+        print(json.dumps({"agent": args.agent, "preset": r["preset"], "steps": steps, "agents": args.agents,
                           "mean": round(float(per_agent.mean()), 1),
                           "share_at_threshold": round(float(np.mean(per_agent >= threshold)), 3),
                           "groups16_at_threshold": round(float(np.mean(groups >= threshold)), 3),
                           "failed_returns": sorted(round(float(x), 1) for x in per_agent[per_agent < threshold]),
-                          "train_steps_mean": float(np.mean(r["steps"]))}), flush=True)
-
+                          "train_steps_mean": r["mean_train_steps"]}), flush=True)
 
 if __name__ == "__main__":
     main()

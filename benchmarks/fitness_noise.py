@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--agents", type=int, nargs="+", default=[1, 2, 16], help="group sizes")
     p.add_argument("--groups", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="each agent's step cap on the proxy (default: evaluate's)")
     args = p.parse_args()
     host_devices.configure()
 
@@ -39,10 +40,11 @@ def main() -> None:
 
     for proxy in args.proxy:
         n = max(args.agents) * args.groups
-        r = evaluate_agents(proxy=proxy, agent=args.agent, agents=n, episodes=10, vary_hparams=True, seed=args.seed)
+        r = evaluate_agents(proxy=proxy, agent=args.agent, agents=n, episodes=10, vary_hparams=True, seed=args.seed,
+                            steps=args.steps)
         per_agent = np.asarray(r["returns_per_agent"])
         threshold = r["solved_threshold"]
-        row = {"proxy": proxy, "agent": args.agent, "agents_scored": n, "mean": round(float(per_agent.mean()), 1),
+        row = {"proxy": proxy, "agent": args.agent, "step_cap": r["step_cap"], "agents_scored": n, "mean": round(float(per_agent.mean()), 1),
                "share_at_threshold": round(float(np.mean(per_agent >= threshold)), 3),
                "share_below_half": round(float(np.mean(per_agent < threshold / 2)), 3)
                if threshold > 0 else None, "seconds": round(r["wall_seconds"], 1), "group_mean_std": {},
@@ -55,7 +57,7 @@ def main() -> None:
         row["failed_returns"] = sorted(round(float(x), 1) for x in per_agent[failed])
         row["hparam_median_failed_vs_rest"] = {
             name: [round(float(np.median(v[failed])), 4), round(float(np.median(v[~failed])), 4)]
-            for name, v in ((k, np.asarray(v, dtype=float)[:n]) for k, v in r["hparams"].items())
+            for name, v in ((k, np.asarray(v, dtype=float)) for k, v in r["hparams"].items())
             if failed.any() and (~failed).any() and np.ptp(v) > 0}
         print(json.dumps(row), flush=True)
 

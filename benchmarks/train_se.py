@@ -3,7 +3,7 @@
 Prints per seed (one JSON line each): generations, solved, compile seconds, total wall seconds
 (compile included), median seconds per generation, agent-steps per second (inner training steps of all agents / generation time),
 real-env steps, peak RSS, and the mean real return of 16 fresh DDQN agents with varied HPs trained only
-on the learned SE (the README's evaluate command; ``--agents ddqn,ppo,sac``: 16 of each, ``eval_by_agent``), and of 64 more DDQN agents (other draws: the 16-agent mean of
+on the learned SE (the README's evaluate command; ``--agents ddqn,ppo,sac``: 16 of each, ``eval_by_agent``), each at its default step cap on the proxy (``eval_step_cap``), and of 64 more DDQN agents (other draws: the 16-agent mean of
 near-bimodal returns has a spread of about +-14 near the threshold); then the sweep's summary (solve
 rate, median and worst evaluation, median and maximum wall time). Usage:
 
@@ -65,13 +65,16 @@ except OutOfTime:  # the run stands as saved after its last generation; its summ
 wall = time.perf_counter() - t0
 ev = evaluate_agents(proxy=out + "/se.safetensors", agents=16, episodes=10, vary_hparams=True, seed=seed)
 ev64 = evaluate_agents(proxy=out + "/se.safetensors", agents=64, episodes=10, vary_hparams=True, seed=seed + 100000)
-by_agent = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16, episodes=10, vary_hparams=True,
-                               seed=seed)["mean_return"] for a in eval_agents if a != "ddqn"}
+others = {a: evaluate_agents(proxy=out + "/se.safetensors", agent=a, agents=16, episodes=10, vary_hparams=True,
+                             seed=seed) for a in eval_agents if a != "ddqn"}
+by_agent = {a: r["mean_return"] for a, r in others.items()}
 agents = config.es.population * (2 if config.es.mirrored else 1) * config.agents_per_member + config.unperturbed_agents
 print(json.dumps({"summary": summary, "wall_to_se": wall, "stopped_at_limit": stopped, "agents_per_generation": agents,
                   "confirm_also": list(config.confirm_also),
                   "eval_by_agent": {"ddqn": ev["mean_return"], **by_agent}, "eval_mean_return": ev["mean_return"], "eval_solved_fraction": ev["solved_fraction"],
-                  "eval_train_steps": ev["mean_train_steps"], "eval64_mean_return": ev64["mean_return"],
+                  "eval_train_steps": ev["mean_train_steps"],
+                  "eval_step_cap": {"ddqn": ev["step_cap"], **{a: r["step_cap"] for a, r in others.items()}},
+                  "eval64_mean_return": ev64["mean_return"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -132,7 +135,7 @@ def main() -> None:
                **({"eval_by_agent": {a: round(v, 1) for a, v in r["eval_by_agent"].items()}}
                   if args.agents != "ddqn" else {}),
                "eval_solved_fraction": r["eval_solved_fraction"], "eval_train_steps": r["eval_train_steps"],
-               "eval64_mean_return": round(r["eval64_mean_return"], 1),
+               "eval_step_cap": r["eval_step_cap"], "eval64_mean_return": round(r["eval64_mean_return"], 1),
                "process_s": round(time.perf_counter() - t, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import synthenv
+from synthenv.agents.ddqn import DDQNConfig
 from synthenv.environment import env_step
 from synthenv.errors import UsageError
-from synthenv.experiments.evaluate import evaluate_agents
+from synthenv.experiments.evaluate import evaluate_agents, with_budget
 from synthenv.proxies.bandit import BanditConfig, SyntheticBandit
 from synthenv.proxies.files import save_proxy
 from synthenv.tasks.real import make_task
@@ -108,15 +109,27 @@ def test_file_round_trip_and_kind(hand_made_file):
                                   hand_made_weights()["reward_net"]["hidden_0"]["bias"])
 
 
-@pytest.mark.parametrize("agent", ["ddqn", "ppo"])
-def test_fresh_agents_learn_the_rule_and_balance_the_real_task(hand_made_file, agent):
+@pytest.mark.parametrize("agent, steps, budget", [("ddqn", 1500, 1500), ("ppo", None, 40_000)])
+def test_fresh_agents_learn_the_rule_and_balance_the_real_task(hand_made_file, agent, steps, budget):
     """Agents never see the real dynamics; they learn which action the reward prefers in which state,
-    and that rule balances the real CartPole-v1. The budget is each agent's own step cap, in full
-    (one-step episodes: no convergence test, no episode cap)."""
-    r = evaluate_agents(proxy=hand_made_file, agent=agent, agents=4, episodes=2, seed=0)
-    cap = {"ddqn": 1000, "ppo": 20_000}[agent]  # DDQN: the file's protocol; PPO small: its own cap
-    assert r["train_steps"] == [cap] * 4 and r["real_train_steps"] == [0] * 4 and r["curves"] == []
+    and that rule balances the real CartPole-v1. Each trains its budget in full (one-step episodes: no
+    convergence test, no episode cap): the ``steps`` asked for, else for PPO the bandit kind's
+    fresh-agent budget (longer than its own cap)."""
+    r = evaluate_agents(proxy=hand_made_file, agent=agent, agents=2, episodes=2, seed=0, steps=steps)
+    assert r["step_cap"] == budget and r["train_steps"] == [budget] * 2
+    assert r["real_train_steps"] == [0] * 2 and r["curves"] == []
     assert r["mean_return"] >= 450.0, r["returns_per_agent"]
+
+
+def test_fresh_agent_budget_takes_the_longer_cap_or_the_one_asked_for():
+    config = DDQNConfig(proxy_max_steps=2000, proxy_min_steps=2000, max_steps=50_000)
+    longer = with_budget(config, None, True, 10_000)
+    assert (longer.proxy_max_steps, longer.proxy_min_steps, longer.max_steps) == (10_000, 2000, 50_000)
+    assert with_budget(config, None, True, 1000) == config  # a kind's budget never shortens the agent's own
+    assert with_budget(config, None, True, None) == config and with_budget(config, None, False, 10_000) == config
+    shorter = with_budget(config, 500, True)
+    assert (shorter.proxy_max_steps, shorter.proxy_min_steps) == (500, 500)
+    assert with_budget(config, 7000, False).max_steps == 7000  # real dynamics: the real-env cap
 
 
 def test_gymnasium_adapter_matches_the_jax_bandit(hand_made_file):

@@ -283,6 +283,7 @@ def test_evaluate_unknown_env(capsys):
 def test_evaluate_bad_counts(capsys):
     usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--agents", "0"], "--agents")
     usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--episodes", "0"], "--episodes")
+    usage_error(capsys, ["evaluate", "--env", "CartPole-v0", "--steps", "0"], "--steps")
 
 
 def test_evaluate_corrupt_or_missing_proxy(tmp_path, capsys):

@@ -79,6 +79,14 @@ def _refine_default(key: str):
     return _default(text)
 
 
+def _evaluate_steps_text() -> str:
+    from synthenv.proxies.registry import PROXIES
+
+    longer = "; ".join(f"on a {k.name}: " + ", ".join(f"{a} {n:,}" for a, n in k.fresh_steps.items())
+                       for k in PROXIES.values() if k.fresh_steps)
+    return f"the agent's own cap{'; ' + longer if longer else ''}"
+
+
 def _evaluate_preset_text() -> str:
     from synthenv.agents.registry import AGENTS, get_agent
 
@@ -278,6 +286,8 @@ class Evaluate:
     agents: int = 16
     episodes: int = 10
     """Greedy test episodes per agent on the real task."""
+    steps: Annotated[Optional[int], _default(_evaluate_steps_text)] = None
+    """Each agent's training step cap (on a synthetic bandit its exact budget; on the real task or an RN, real-env steps)."""
     vary_hparams: bool = False
     """Draw each agent's hyperparameters from the paper's varied-HP distribution."""
     preset: Annotated[Optional[str], _default(_evaluate_preset_text)] = None
@@ -631,7 +641,7 @@ def _evaluate(a: Evaluate) -> int:
 
     result = evaluate_agents(proxy=a.proxy, env=a.env, agent=a.agent, agents=a.agents, episodes=a.episodes,
                              vary_hparams=a.vary_hparams, preset=a.preset, seed=a.seed, n_devices=a.devices,
-                             target=a.target, icm=a.icm)
+                             target=a.target, icm=a.icm, steps=a.steps)
     if a.json is not None:
         write_json_atomic(a.json, result)
     print_evaluation(result)

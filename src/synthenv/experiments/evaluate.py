@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -47,6 +48,19 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
     preset = preset or trained.get(agent) or default
     config = module.resolve(preset)
     return (with_protocol(config, inner) if inner else config), preset
+
+
+def with_budget(config, steps: int | None, on_proxy: bool, fresh_steps: int | None = None):
+    """``config`` with its training budget for an evaluation: ``steps`` when given (``proxy_max_steps``
+    for agents on a proxy, ``max_steps`` on real dynamics), else at least ``fresh_steps`` on a proxy
+    (its kind's default for this algorithm, ``ProxyKind.fresh_steps``)."""
+    if steps is None:
+        if not on_proxy or fresh_steps is None or fresh_steps <= config.proxy_max_steps:
+            return config
+        steps = fresh_steps
+    if not on_proxy:
+        return replace(config, max_steps=steps)
+    return replace(config, proxy_max_steps=steps, proxy_min_steps=min(steps, config.proxy_min_steps))
 
 
 def make_train_and_test(module, config, shapes, task, train_env, rule: str, env_params, episodes: int,
@@ -117,7 +131,7 @@ def train_and_test(module, config, task, train_env, rule: str, env_params, n_age
 def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, agent: str = "ddqn",
                     agents: int = 16, episodes: int = 10, vary_hparams: bool = False,
                     preset: str | None = None, seed: int = 0, n_devices: int | None = None,
-                    target: float | None = None, icm: bool = False) -> dict:
+                    target: float | None = None, icm: bool = False, steps: int | None = None) -> dict:
     """Returns every test return, their mean, per-agent training steps and episodes, solved fraction,
     and each agent's learning curve (one greedy real test episode after each training episode) with
     ``steps_to_target``: its training steps when a test first reached ``target`` (default: the task's
@@ -129,12 +143,17 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
     reaches the task's threshold); without it agents train on the real task ``env``. ``agent`` names
     any registered agent (``synthenv.agents.registry``); ``preset`` one of its presets. ``icm``: the
     agents train with the ICM curiosity bonus (``synthenv.agents.icm``) on top of their env's reward.
+    ``steps``: each agent's step cap (on an SE or bandit ``proxy_max_steps``, else ``max_steps``);
+    None: the agent's own, except on a kind with a longer default for it (``ProxyKind.fresh_steps``:
+    fresh PPO agents on a synthetic bandit train 40,000 steps).
     """
     if agents < 1 or episodes < 1:
         raise UsageError(f"--agents and --episodes must be >= 1, got {agents} and {episodes}")
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {steps}")
     if proxy is None and env is None:
         raise UsageError("give --proxy (an SE or RN file) or --env (train on the real task)")
-    trained_with, test_threshold, kind, real_dynamics = {}, None, None, True
+    trained_with, test_threshold, kind, real_dynamics, fresh_steps = {}, None, None, True, {}
     if proxy is not None:
         loaded = load_proxy(proxy, env_id=env)
         kind = loaded.kind.name
@@ -144,6 +163,7 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         if real_dynamics:
             test_threshold = task.spec.solved_threshold
         trained_with = loaded.training_config
+        fresh_steps = loaded.kind.fresh_steps
     else:
         task = make_task(env)
         train_env, env_params, rule = task, None, "threshold"
@@ -157,6 +177,7 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         raise UsageError(f"--target must be a finite return, got {target}")
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, trained_with)
+    config = with_budget(config, steps, not real_dynamics, fresh_steps.get(agent))
     t = time.perf_counter()
     # A bandit's episodes are single steps: a real test after each would cost a test per step.
     curves = rule != "budget"
@@ -183,6 +204,7 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         "vary_hparams": vary_hparams,
         "seed": seed,
         "episodes_per_agent": episodes,
+        "step_cap": config.max_steps if real_dynamics else config.proxy_max_steps,
         "returns": returns.reshape(-1).tolist(),
         "returns_per_agent": per_agent.tolist(),
         "mean_return": float(returns.mean()),

@@ -8,7 +8,7 @@ module with a :class:`ProxyEnv` class and one entry in ``synthenv.proxies.regist
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -54,6 +54,10 @@ class ProxyKind:
     real_dynamics: bool = False
     """Agents on it step the real task's dynamics (an RN): their training steps are real-env steps,
     and they train to the real task's threshold rather than to a fixed budget on the proxy."""
+    fresh_steps: dict[str, int] = field(default_factory=dict)
+    """Steps a fresh agent of each named algorithm trains on a learned proxy of this kind by default
+    (``evaluate``), where that is more than the agent's own ``proxy_max_steps``: the inner loop trains
+    agents as briefly as a generation can afford; a learned proxy's users can afford more."""
 
     def wrap(self, task, config, weights) -> ProxyEnv:
         """The proxy env for ``task`` with ``weights`` bound (a ready-to-step gymnax environment)."""
