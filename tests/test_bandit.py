@@ -123,13 +123,13 @@ def test_fresh_agents_learn_the_rule_and_balance_the_real_task(hand_made_file, a
 
 def test_fresh_agent_budget_takes_the_longer_cap_or_the_one_asked_for():
     config = DDQNConfig(proxy_max_steps=2000, proxy_min_steps=2000, max_steps=50_000)
-    longer = with_budget(config, None, True, 10_000)
+    longer = with_budget(config, None, "budget", 10_000)
     assert (longer.proxy_max_steps, longer.proxy_min_steps, longer.max_steps) == (10_000, 2000, 50_000)
-    assert with_budget(config, None, True, 1000) == config  # a kind's budget never shortens the agent's own
-    assert with_budget(config, None, True, None) == config and with_budget(config, None, False, 10_000) == config
-    shorter = with_budget(config, 500, True)
+    assert with_budget(config, None, "budget", 1000) == config  # a kind's budget never shortens the agent's own
+    assert with_budget(config, None, "budget", None) == config and with_budget(config, None, "threshold", 10_000) == config
+    shorter = with_budget(config, 500, "converged")
     assert (shorter.proxy_max_steps, shorter.proxy_min_steps) == (500, 500)
-    assert with_budget(config, 7000, False).max_steps == 7000  # real dynamics: the real-env cap
+    assert with_budget(config, 7000, "none").max_steps == 7000  # real dynamics: the real-env cap
 
 
 def test_gymnasium_adapter_matches_the_jax_bandit(hand_made_file):

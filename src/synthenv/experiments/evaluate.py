@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from synthenv.agents.common import with_protocol
+from synthenv.agents.common import ON_PROXY, step_cap, with_protocol
 from synthenv.agents.learning_curve import make_tested_train, steps_to_target
 from synthenv.agents.registry import check_supports, split_entry
 from synthenv.errors import UsageError
@@ -50,10 +50,12 @@ def agent_config(module, agent: str, preset: str | None, env_id: str, trained_wi
     return (with_protocol(config, inner) if inner else config), preset
 
 
-def with_budget(config, steps: int | None, on_proxy: bool, fresh_steps: int | None = None):
-    """``config`` with its training budget for an evaluation: ``steps`` when given (``proxy_max_steps``
-    for agents on a proxy, ``max_steps`` on real dynamics), else at least ``fresh_steps`` on a proxy
-    (its kind's default for this algorithm, ``ProxyKind.fresh_steps``)."""
+def with_budget(config, steps: int | None, stop_rule: str, fresh_steps: int | None = None):
+    """``config`` with its training budget for an evaluation under ``stop_rule``: ``steps`` when given
+    (the cap ``common.step_cap`` reads: ``proxy_max_steps`` on a proxy, ``max_steps`` on real
+    dynamics), else at least ``fresh_steps`` on a proxy (its kind's default for this algorithm,
+    ``ProxyKind.fresh_steps``)."""
+    on_proxy = stop_rule in ON_PROXY
     if steps is None:
         if not on_proxy or fresh_steps is None or fresh_steps <= config.proxy_max_steps:
             return config
@@ -177,7 +179,7 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         raise UsageError(f"--target must be a finite return, got {target}")
     module = check_supports(agent, spec.continuous, spec.id)
     config, preset = agent_config(module, agent, preset, spec.id, trained_with)
-    config = with_budget(config, steps, not real_dynamics, fresh_steps.get(agent))
+    config = with_budget(config, steps, rule, fresh_steps.get(agent))
     t = time.perf_counter()
     # A bandit's episodes are single steps: a real test after each would cost a test per step.
     curves = rule != "budget"
@@ -204,7 +206,7 @@ def evaluate_agents(proxy: str | Path | None = None, env: str | None = None, age
         "vary_hparams": vary_hparams,
         "seed": seed,
         "episodes_per_agent": episodes,
-        "step_cap": config.max_steps if real_dynamics else config.proxy_max_steps,
+        "step_cap": step_cap(config, rule),
         "returns": returns.reshape(-1).tolist(),
         "returns_per_agent": per_agent.tolist(),
         "mean_return": float(returns.mean()),
