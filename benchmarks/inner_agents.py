@@ -8,9 +8,14 @@ generation, the mean and max training steps per agent and agent-steps per second
     python benchmarks/inner_agents.py --agents ddqn ppo sac
     python benchmarks/inner_agents.py --agents sac --set sac.hidden=16 --set sac.layers=1
     python benchmarks/inner_agents.py --env CartPole-v1 --top proxy_kind=bandit --agents ddqn ppo:tiny
+    python benchmarks/inner_agents.py --env CartPole-v1 --top proxy_kind=bandit --top 'shape_strata=[]' --agents ddqn --checks
 
 ``--top key=value`` sets a field of the run's config (``make_config``), e.g. the proxy kind; an agent
 ``NAME:PRESET`` trains with that preset.
+
+``--checks`` also times the run's solve checks on the initial proxy: the confirmation by
+``confirm_agents`` fresh agents of the inner algorithm and each ``confirm_also`` algorithm's check
+(compile seconds: the first call less the second; then the second call's seconds).
 
 ``--set agent.field=value`` overrides a field of that agent's ``small`` preset (the one inner agents
 use; ``--set ppo:tiny.field=value`` that of another preset), to compare candidate presets in one run.
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="agent.field=value")
     parser.add_argument("--top", action="append", default=[], help="config_field=value (JSON value or a string)")
+    parser.add_argument("--checks", action="store_true", help="also time the confirmation and confirm_also checks")
     args = parser.parse_args()
     host_devices.configure()
 
@@ -73,6 +79,29 @@ def main() -> None:
                           "train_steps_max": max(r["train_steps_max"] for r in rows),
                           "agent_steps_per_s": round(steps / statistics.mean(seconds)),
                           "score_unperturbed": [round(r["score_unperturbed"], 1) for r in rows]}), flush=True)
+        if args.checks:
+            print(json.dumps({"agent": name, **time_checks(learner)}), flush=True)
+
+
+def time_checks(learner) -> dict:
+    """``{check: [compile s, run s]}`` for the confirmation and each confirm_also check."""
+    import jax
+
+    flat, c = learner.strategy.mean(learner.init_es_state), learner.config
+    checks = [(f"confirm_{c.inner_agents[0]}_{c.confirm_agents}", learner.confirms[0])]
+    checks += [(f"check_{n}_{c.confirm_also_agents}", f) for n, f in zip(c.confirm_also, learner.also_confirms)]
+    out = {}
+    for label, fn in checks:
+        if fn is None:
+            continue
+        t = time.perf_counter()
+        fn(flat, jax.random.key(0))[0].block_until_ready()
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        fn(flat, jax.random.key(1))[0].block_until_ready()
+        second = time.perf_counter() - t
+        out[label] = [round(first - second, 1), round(second, 2)]
+    return out
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ def test_train_se_help_shows_types_and_real_defaults(capsys, monkeypatch):
     assert "(default: 1000; CartPole-v1: 2000; Acrobot-v1: 2000; Cliff-v0: 2000" in h["--proxy-max-steps"]
     assert "(default: 1000; CartPole-v1: 2000; Acrobot-v1: 2000" in h["--proxy-min-steps"]
     assert "(default: 2;" in h["--agents-per-member"]
+    assert "(default: layers,hidden)" in h["--shape-strata"]
     for flag in ("--mirrored", "--vary-hparams", "--stop-when-solved"):
         assert h[flag].startswith(f"{flag}, --no-{flag[2:]}") and "(default: True)" in h[flag], h[flag]
 
@@ -145,6 +146,8 @@ def test_unknown_preset(tmp_path, capsys):
     (["--protocol", "nature"], ("protocol", "'nature'")),
     (["--proxy-kind", "rn"], ("proxy_kind", "'rn'", "bandit")),
     (["--common-draws", "all"], ("common_draws", "'all'")),
+    (["--shape-strata", "layers,depth"], ("shape_strata", "'depth'", "hidden")),
+    (["--common-draws", "population"], ("common_draws 'population'", "shape_strata")),
     (["--proxy-max-steps", "0"], ("proxy_max_steps",)),
     (["--proxy-min-steps", "-1"], ("proxy_min_steps",)),
     (["--restart-after", "-1"], ("restart_after", ">= 0")),

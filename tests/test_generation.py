@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from synthenv.meta.generation import make_generation
+from synthenv.meta.population import Stratum
 from synthenv.meta.strategies import ESConfig, PaperNES
 
 DIMS, UNPERTURBED = 5, 2
@@ -28,7 +29,7 @@ def stats_of(score_fn, strategy, k):
     def member(flat, hp, key):
         return score_fn(flat, hp, key), jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
 
-    gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=k)
+    gen = make_generation(strategy, [[Stratum(member, sample)]], UNPERTURBED, n_devices=1, agents_per_member=k)
     state = strategy.init(jax.random.key(0), jnp.full((DIMS,), 0.5))
     return gen(state, jax.random.key(1))[2], state
 
@@ -79,7 +80,7 @@ def test_population_common_draws_give_every_candidate_the_same_agents(mirrored):
 
     spread = {}
     for draws in ("pairs", "population"):
-        gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=2,
+        gen = make_generation(strategy, [[Stratum(member, sample)]], UNPERTURBED, n_devices=1, agents_per_member=2,
                               common_draws=draws)
         state = strategy.init(jax.random.key(0), jnp.zeros(DIMS))
         spread[draws] = float(gen(state, jax.random.key(1))[2].fitness_max)
@@ -94,7 +95,7 @@ def test_agents_of_one_candidate_differ():
         def member(flat, hp, key):
             return hp.x, jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
 
-        gen = make_generation(strategy, [member], [sample], UNPERTURBED, n_devices=1, agents_per_member=k)
+        gen = make_generation(strategy, [[Stratum(member, sample)]], UNPERTURBED, n_devices=1, agents_per_member=k)
         state = strategy.init(jax.random.key(0), jnp.zeros(DIMS))
         # The fitness max of 64 candidates: a mean of 4 uniforms rarely comes close to 1.
         spread[k] = float(gen(state, jax.random.key(1))[2].fitness_max)
@@ -111,7 +112,8 @@ def test_algorithms_together_score_every_candidate_with_each():
             return offset + jnp.sum(flat), jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(1)
         return member
 
-    gen = make_generation(strategy, [member_of(0.0), member_of(10.0)], [sample, sample], UNPERTURBED, n_devices=1)
+    gen = make_generation(strategy, [[Stratum(member_of(0.0), sample)], [Stratum(member_of(10.0), sample)]],
+                          UNPERTURBED, n_devices=1)
     state = strategy.init(jax.random.key(0), jnp.full((DIMS,), 0.5))
     stats = gen(state, jax.random.key(1))[2]
     cands, _, _ = strategy.ask(jax.random.split(jax.random.key(1), 4)[0], state)
@@ -130,7 +132,7 @@ def test_confirmation_is_the_mean_over_fresh_agents():
     def member(flat, hp, key):
         return jnp.sum(flat) + hp.x, jnp.int32(1), jnp.int32(1), jnp.bool_(False), jnp.int32(7)
 
-    confirm = make_confirmation(member, sample, 6, n_devices=2)
+    confirm = make_confirmation([Stratum(member, sample)], 6, n_devices=2)
     flat, key = jnp.full((DIMS,), 0.5), jax.random.key(3)
     score, real_steps = confirm(flat, key)
     draws = jax.vmap(sample)(jax.random.split(jax.random.split(key)[0], 6)).x

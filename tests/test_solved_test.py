@@ -240,7 +240,7 @@ def test_confirm_also_checks_other_algorithms_only_after_a_pass(tmp_path, monkey
 
     also_scores, also_calls = [150.0, 196.0], []
 
-    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+    def fake_confirmation(strata, n_agents, n_devices=None):
         def confirm(flat, key):
             also_calls.append(n_agents)
             return jnp.float32(also_scores[len(also_calls) - 1]), jnp.int32(7)
@@ -263,7 +263,7 @@ def test_the_best_proxy_counts_the_other_algorithms_it_was_checked_with(tmp_path
     (DDQN 198.6, PPO 190) better than both."""
     import synthenv.meta.learner as learner_module
 
-    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+    def fake_confirmation(strata, n_agents, n_devices=None):
         scores = iter([150.0, 190.0])  # each learner's PPO check: 150, then 190
         return lambda flat, key: (jnp.float32(next(scores)), jnp.int32(7))
 
@@ -287,7 +287,7 @@ def test_failed_checks_of_other_algorithms_restart_the_attempt(tmp_path, monkeyp
 
     asked, built = [], []
 
-    def fake_confirmation(member, sample_hparams, n_agents, n_devices=None):
+    def fake_confirmation(strata, n_agents, n_devices=None):
         name = ("ddqn", "ppo", "sac")[len(built) % 3]  # each learner builds DDQN's, PPO's, SAC's check
         built.append(name)
 

@@ -4,7 +4,7 @@ After Ferreira et al., "Learning Synthetic Environments and Reward Networks for 
 Importing this package does not import JAX; ``load`` does.
 """
 
-__version__ = "0.4.2"
+__version__ = "0.5.0"
 
 
 def load(path, env_id=None):

@@ -165,6 +165,10 @@ class TrainSE:
     population (every candidate of a generation trains the same agents)."""
     vary_hparams: Annotated[Optional[bool], _task_default("vary_hparams")] = None
     """Vary inner-agent hyperparameters."""
+    shape_strata: Annotated[Optional[str], _task_default("shape_strata")] = None
+    """With varied HPs: comma-separated shape fields (layers, hidden, batch_size, minibatch_size)
+    whose ranges split each algorithm's agents into strata, each run at its own shapes (faster; the
+    same HP distribution per agent); none: an empty string."""
     stop_when_solved: Annotated[Optional[bool], _task_default("stop_when_solved")] = None
     """Stop once the SE counts as solved."""
     target_score: Annotated[Optional[float], _task_default("target_score")] = None
@@ -562,7 +566,8 @@ def _train_se_config(a: TrainSE):
                  fitness_horizon=a.fitness_horizon, fitness_target=a.fitness_target, proxy_kind=a.proxy_kind,
                  confirm_also=None if a.confirm_also is None else _names(a.confirm_also),
                  confirm_also_agents=a.confirm_also_agents, restart_below=a.restart_below,
-                 restart_after_failed_checks=a.restart_after_failed_checks)
+                 restart_after_failed_checks=a.restart_after_failed_checks,
+                 shape_strata=None if a.shape_strata is None else _names(a.shape_strata))
     run.check_out_dir(a.out, a.resume)
     for flag, value in (("--protocol", a.protocol), ("--config", a.config)):
         if a.resume and value is not None:

@@ -40,11 +40,13 @@ class InnerAgent(Protocol):
     def resolve(self, preset: str, **overrides) -> StopConfig:
         """``PRESETS[preset]`` with overrides; a one-line ``UsageError`` for an unknown preset."""
 
-    def max_shapes(self, config: StopConfig, vary: bool) -> Any:
-        """The static maximum shapes a (varied-HP) population is allocated at."""
+    def max_shapes(self, config: StopConfig, vary: bool, stratum: dict | None = None) -> Any:
+        """The static maximum shapes a (varied-HP) population is allocated at (that of one shape
+        stratum, ``synthenv.agents.hparams.strata``)."""
 
-    def sample_hparams(self, key: jax.Array, config: StopConfig, vary: bool) -> NamedTuple:
-        """The config's values, or (``vary``) a draw of the paper's varied-HP distribution."""
+    def sample_hparams(self, key: jax.Array, config: StopConfig, vary: bool, stratum: dict | None = None) -> NamedTuple:
+        """The config's values, or (``vary``) a draw of the paper's varied-HP distribution (within
+        one shape stratum)."""
 
     def make_train(self, config: StopConfig, env, shapes: Any, stop_rule: str = "converged",
                    threshold: float = 0.0) -> TrainLoop:

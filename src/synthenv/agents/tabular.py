@@ -93,12 +93,12 @@ class Shapes:
     """Nothing to allocate per hyperparameter: the table's shape is the task's."""
 
 
-def max_shapes(config: TabularConfig, vary: bool) -> Shapes:
+def max_shapes(config: TabularConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> Shapes:
     return Shapes()
 
 
-def sample_hparams(key: jax.Array, config: TabularConfig, vary: bool) -> HParams:
-    return hpmod.draw(HParams, key, config, vary)
+def sample_hparams(key: jax.Array, config: TabularConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> HParams:
+    return hpmod.draw(HParams, key, config, vary, stratum)
 
 
 class AgentState(NamedTuple):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from synthenv.agents.common import with_protocol
 from synthenv.agents.ddqn import PRESETS, DDQNConfig, resolve
+from synthenv.agents.hparams import SHAPE_FIELDS
 from synthenv.agents.registry import check_entry, split_entry
 from synthenv.errors import UsageError
 from synthenv.meta.strategies import ESConfig
@@ -87,6 +88,9 @@ PROTOCOLS = {"synthenv": TASK_DEFAULTS, "paper": PAPER_DEFAULTS}
 """Named sets of per-task defaults: ours (``synthenv``) and the paper's (``paper``)."""
 
 INNER_MIXES = ("cycle", "together")
+SHAPE_STRATA = ("layers", "hidden")
+"""The default split of a varied population (docs/defaults.md): one stratum per layer count and
+half of the hidden size's range; a masked population costs what its largest member does."""
 PROXY_KINDS = {k.name: file_kind for file_kind, k in PROXIES.items() if not k.real_dynamics}
 """``TrainSEConfig.proxy_kind`` -> the model-file kind: the registry's proxies agents train on alone."""
 COMMON_DRAWS = ("pairs", "population")
@@ -104,7 +108,19 @@ def check_outer_loop(config, spec) -> None:
         raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {config.inner_mix!r}")
     if config.common_draws not in COMMON_DRAWS:
         raise UsageError(f"common_draws must be one of {', '.join(COMMON_DRAWS)}, got {config.common_draws!r}")
+    check_shape_strata(config)
     config.es.validate()
+
+
+def check_shape_strata(config) -> None:
+    for name in config.shape_strata:
+        if name not in SHAPE_FIELDS:
+            raise UsageError(f"shape_strata: {name!r} is not a shape-setting field; choose from {', '.join(SHAPE_FIELDS)}")
+    if len(set(config.shape_strata)) < len(config.shape_strata):
+        raise UsageError(f"shape_strata names a field twice: {','.join(config.shape_strata)}")
+    if config.shape_strata and config.vary_hparams and config.common_draws == "population":
+        raise UsageError("common_draws 'population' scores every candidate with the same few agents, which shape "
+                         "strata would hold in the same few strata every generation; use shape_strata=() with it")
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,10 @@ class TrainSEConfig:
     common_draws: str = "pairs"
     """Common random numbers: ``pairs``, the two signs of a mirrored pair train agents with the same HPs
     and seeds; ``population``, every candidate of a generation trains the same agents."""
+    shape_strata: tuple[str, ...] = SHAPE_STRATA
+    """With varied HPs: the shape-setting fields whose ranges split each algorithm's agents into
+    strata (``synthenv.agents.hparams.strata``), each allocated at its own maximum shapes; ``()``: one
+    population at the maximum of every range."""
     eval_episodes: int = 10
     fitness_horizon: int | None = None
     """Cut the real test episodes that score the candidates and the unperturbed agents at this many
@@ -293,13 +313,15 @@ class TrainSEConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready (tuples as lists)."""
-        return {**asdict(self), "inner_agents": list(self.inner_agents), "confirm_also": list(self.confirm_also)}
+        return {**asdict(self), "inner_agents": list(self.inner_agents), "confirm_also": list(self.confirm_also),
+                "shape_strata": list(self.shape_strata)}
 
     @staticmethod
     def from_dict(d: dict) -> "TrainSEConfig":
         d = dict(d)
         d["inner_agents"] = tuple(d.get("inner_agents", ("ddqn",)))
         d["confirm_also"] = tuple(d.get("confirm_also", ()))
+        d["shape_strata"] = tuple(d.get("shape_strata", ()))  # runs written before strata: one population
         d.pop("solved_streak", None)  # written by runs before confirm_agents replaced it
         return TrainSEConfig(es=ESConfig(**d.pop("es")), se=SEConfig(**d.pop("se")),
                              bandit=BanditConfig(**d.pop("bandit", {})),
@@ -338,7 +360,7 @@ def make_config(env: str = "CartPole-v0", preset: str | None = None, es: dict | 
         default_top.pop("restart_after", None)  # a task default that does not apply to a run from a file
     top = {**default_top, **top}
     top.setdefault("unperturbed_agents", es_cfg.population)
-    for key in ("inner_agents", "confirm_also"):
+    for key in ("inner_agents", "confirm_also", "shape_strata"):
         if key in top:
             top[key] = tuple(top[key])
     # A run from a file takes the file's architecture (``initial_se`` below checks its kind).

@@ -11,7 +11,9 @@ import jax.numpy as jnp
 from synthenv.agents.learning_curve import make_tested_train
 from synthenv.evaluation import make_evaluate
 from synthenv.meta import objectives
-from synthenv.meta.population import make_runner
+import numpy as np
+
+from synthenv.meta.population import Stratum, make_stratified_runner
 from synthenv.proxies.registry import kind_of
 
 
@@ -65,12 +67,13 @@ def make_rn_member(agent, rn_env, task, unravel, agent_config, shapes, objective
     return member
 
 
-def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devices: int | None = None,
+def make_generation(strategy, algorithms: list[list[Stratum]], unperturbed_agents: int, n_devices: int | None = None,
                     agents_per_member: int = 1, common_draws: str = "pairs"):
     """``generation(es_state, key) -> (es_state, evaluated_mean, stats)``, jitted.
 
-    ``members[j]`` trains and scores one agent of inner algorithm ``j`` (see ``make_member``);
-    ``samplers[j](key)`` draws its hyperparameters. Every candidate is scored by ``agents_per_member``
+    ``algorithms[j]`` holds the shape strata of inner algorithm ``j``: each ``member`` trains and
+    scores one agent (see ``make_member``), each ``sample(key)`` draws its hyperparameters; agent
+    draw ``d`` falls in stratum ``d % len(algorithms[j])``. Every candidate is scored by ``agents_per_member``
     agents of each algorithm (different HPs and seeds; with varied HPs one agent's score is a noisy,
     often bimodal estimate of how well an SE trains agents), its fitness is their mean; each algorithm
     also trains ``unperturbed_agents`` agents on the unperturbed SE.
@@ -79,27 +82,25 @@ def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devi
     of a mirrored pair) share agent HPs and seeds; "population", every candidate trains the same
     ``agents_per_member`` agents (same HPs and seeds), so candidates differ only by their SE.
     """
-    runs = [make_runner(member, n_devices) for member in members]
+    runs = [make_stratified_runner(strata, n_devices) for strata in algorithms]
+    # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
+    n_cands, k = int(strategy.num_candidates), agents_per_member
+    draw_slots = np.asarray(strategy.draw_slots) if common_draws == "pairs" else np.zeros(n_cands, int)
+    cand_slots = (draw_slots[:, None] * k + np.arange(k)[None, :]).reshape(-1)
+    n_cand_draws = n_cands * k  # (some draws unused when slots are shared; keeps k=1 as before)
+    slots = np.concatenate([cand_slots, n_cand_draws + np.arange(unperturbed_agents)])
+    n_draws = n_cand_draws + unperturbed_agents
 
     def generation(es_state, key):
         k_ask, k_hp, k_agents, k_tell = jax.random.split(key, 4)
         evaluated_mean = strategy.mean(es_state)
         cands, aux, es_state = strategy.ask(k_ask, es_state)
-        n_cands, k = cands.shape[0], agents_per_member
         flats = jnp.concatenate([jnp.repeat(cands, k, axis=0),
                                  jnp.broadcast_to(evaluated_mean, (unperturbed_agents, cands.shape[1]))])
-        # Candidates sharing a draw slot (the two signs of a mirrored pair) share HPs and agent seeds.
-        draw_slots = strategy.draw_slots if common_draws == "pairs" else jnp.zeros_like(strategy.draw_slots)
-        cand_slots = (draw_slots[:, None] * k + jnp.arange(k)[None, :]).reshape(-1)
-        n_cand_draws = n_cands * k  # (some draws unused when slots are shared; keeps k=1 as before)
-        slots = jnp.concatenate([cand_slots, n_cand_draws + jnp.arange(unperturbed_agents)])
-        n_draws = n_cand_draws + unperturbed_agents
         outs = []
-        for j, (run, sample_hparams) in enumerate(zip(runs, samplers)):
+        for j, run in enumerate(runs):
             kh, ka = (k_hp, k_agents) if j == 0 else (jax.random.fold_in(k_hp, j), jax.random.fold_in(k_agents, j))
-            hps = jax.vmap(sample_hparams)(jax.random.split(kh, n_draws))
-            hps = jax.tree.map(lambda x: x[slots], hps)
-            outs.append(run(flats, hps, jax.random.split(ka, n_draws)[slots]))
+            outs.append(run(flats, jax.random.split(kh, n_draws), jax.random.split(ka, n_draws), slots))
         score, steps, episodes, diverged, real_steps = (jnp.stack(x) for x in zip(*outs))  # [algorithm, agent]
         by_agent = jnp.mean(score[:, n_cands * k:], axis=1)
         cand_scores = jnp.mean(score[:, : n_cands * k].reshape(len(runs), n_cands, k), axis=(0, 2))
@@ -116,17 +117,17 @@ def make_generation(strategy, members, samplers, unperturbed_agents: int, n_devi
     return jax.jit(generation)
 
 
-def make_confirmation(member, sample_hparams, n_agents: int, n_devices: int | None = None):
+def make_confirmation(strata: list[Stratum], n_agents: int, n_devices: int | None = None):
     """``confirm(flat_se_params, key) -> (mean score, real-env steps)`` of ``n_agents`` fresh agents
-    (fresh HPs and seeds) trained on one SE, jitted: a second, independent sample for the "solved"
-    test, so a lucky draw of unperturbed agents does not end the run."""
-    run = make_runner(member, n_devices)
+    (fresh HPs and seeds, spread over the algorithm's shape ``strata``) trained on one SE, jitted: a
+    second, independent sample for the "solved" test, so a lucky draw of unperturbed agents does not
+    end the run."""
+    run = make_stratified_runner(strata, n_devices)
 
     def confirm(flat, key):
         k_hp, k_agents = jax.random.split(key)
-        hps = jax.vmap(sample_hparams)(jax.random.split(k_hp, n_agents))
-        score, *_, real_steps = run(jnp.broadcast_to(flat, (n_agents, flat.shape[0])), hps,
-                                    jax.random.split(k_agents, n_agents))
+        score, *_, real_steps = run(jnp.broadcast_to(flat, (n_agents, flat.shape[0])), jax.random.split(k_hp, n_agents),
+                                    jax.random.split(k_agents, n_agents), np.arange(n_agents))
         return jnp.mean(score), jnp.sum(real_steps)
 
     return jax.jit(confirm)

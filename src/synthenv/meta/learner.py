@@ -16,10 +16,12 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from synthenv.agents.hparams import strata
 from synthenv.agents.registry import get_agent, split_entry
 from synthenv.meta.config import TrainSEConfig
 from synthenv.meta.rn_config import TrainRNConfig
 from synthenv.meta.generation import make_confirmation, make_generation
+from synthenv.meta.population import Stratum
 from synthenv.meta.strategies import make_strategy
 from synthenv.tasks.real import make_task, with_horizon
 
@@ -132,28 +134,34 @@ class Learner:
         # The ES scores on ``fitness_task`` (the task, or its episodes cut at ``fitness_horizon``); the
         # confirmation always on the task itself.
         fitness_task = self.task if config.fitness_horizon is None else with_horizon(self.task, config.fitness_horizon)
-        members, samplers = zip(*(self._member(name, fitness_task) for name in config.inner_agents))
-        confirm_members = members if config.fitness_horizon is None else \
-            [self._member(name, self.task)[0] for name in config.inner_agents]
-        n = len(members)
+        n_agents = self.strategy.num_candidates * config.agents_per_member + config.unperturbed_agents
+        algorithms = [self._strata(name, fitness_task, n_agents) for name in config.inner_agents]
+        confirm_algorithms = [self._strata(name, self.task, config.confirm_agents) for name in config.inner_agents]
+        n = len(algorithms)
         self.groups = [[j] for j in range(n)] if config.inner_mix == "cycle" else [list(range(n))]
-        self.steps = tuple(make_generation(self.strategy, [members[j] for j in group], [samplers[j] for j in group],
-                                           config.unperturbed_agents, n_devices, config.agents_per_member,
-                                           config.common_draws)
+        self.steps = tuple(make_generation(self.strategy, [algorithms[j] for j in group], config.unperturbed_agents,
+                                           n_devices, config.agents_per_member, config.common_draws)
                            for group in self.groups)
-        self.confirms = tuple(make_confirmation(m, s, config.confirm_agents, n_devices) if config.confirm_agents
-                              else None for m, s in zip(confirm_members, samplers))
+        self.confirms = tuple(make_confirmation(strata, config.confirm_agents, n_devices) if config.confirm_agents
+                              else None for strata in confirm_algorithms)
         also = getattr(config, "confirm_also", ())
-        self.also_confirms = tuple(make_confirmation(*self._member(name, self.task), config.confirm_also_agents,
-                                                     n_devices) for name in also)
+        self.also_confirms = tuple(make_confirmation(self._strata(name, self.task, config.confirm_also_agents),
+                                                     config.confirm_also_agents, n_devices) for name in also)
         self.init_es_state = self.strategy.init(self.init_key, flat0)
 
-    def _member(self, name: str, task):
+    def _strata(self, name: str, task, agents: int) -> list[Stratum]:
+        """Inner algorithm ``name``'s population of ``agents`` on ``task``, split into the config's
+        shape strata (each allocated at its own maximum shapes: a masked population costs what its
+        largest member does)."""
         c = self.config
         agent, agent_config = get_agent(split_entry(name)[0]), c.agent_config(name)
-        shapes = agent.max_shapes(agent_config, c.vary_hparams)
-        member = c.make_member(agent, self.proxy, task, self.unravel, agent_config, shapes)
-        return member, lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams)
+
+        def stratum(cell):
+            shapes = agent.max_shapes(agent_config, c.vary_hparams, cell)
+            member = c.make_member(agent, self.proxy, task, self.unravel, agent_config, shapes)
+            return Stratum(member, lambda k: agent.sample_hparams(k, agent_config, c.vary_hparams, cell))
+
+        return [stratum(cell) for cell in strata(agent.HParams, agent_config, c.vary_hparams, c.shape_strata, agents)]
 
     def initial_state(self) -> RunState:
         return RunState(self.init_es_state, self.strategy.mean(self.init_es_state))

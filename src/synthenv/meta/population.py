@@ -8,10 +8,14 @@ computes its own devices' share and receives the others' (the results are replic
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple, Sequence
+
 import jax
 import jax.numpy as jnp
-from synthenv.errors import UsageError
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
+
+from synthenv.errors import UsageError
 
 
 def _devices(n_devices: int | None) -> list:
@@ -47,5 +51,39 @@ def make_runner(fn, n_devices: int | None = None):
         args = jax.reshard(args, NamedSharding(mesh, P("d")))
         out = jax.reshard(sharded(*args), NamedSharding(mesh, P()))
         return jax.tree.map(lambda x: x[:size], out)
+
+    return run
+
+
+class Stratum(NamedTuple):
+    """One shape stratum of a population (``synthenv.agents.hparams.strata``): ``member(flat, hp,
+    key)`` allocated at the stratum's maximum shapes, and ``sample(key)``, its HP draw."""
+
+    member: Callable
+    sample: Callable
+
+
+def make_stratified_runner(strata: Sequence[Stratum], n_devices: int | None = None):
+    """``run(flats, hp_keys, agent_keys, draws)``: agent ``i`` trains on ``flats[i]`` with the HPs
+    and seed of draw ``draws[i]`` (a static integer array), in stratum ``draws[i] % len(strata)``.
+
+    Each stratum runs its agents as one population at its own shapes; a draw keeps its stratum
+    wherever it is used, so agents that share a draw (common random numbers) share HPs and shapes.
+    With one stratum this is ``make_runner`` over every agent.
+    """
+    runs = [(make_runner(s.member, n_devices), s.sample) for s in strata]
+
+    def run(flats, hp_keys, agent_keys, draws):
+        draws = np.asarray(draws)
+        which = draws % len(runs)
+        outs, order = [], []
+        for s, (run_stratum, sample) in enumerate(runs):
+            idx = np.flatnonzero(which == s)
+            if idx.size:
+                d = draws[idx]
+                outs.append(run_stratum(flats[idx], jax.vmap(sample)(hp_keys[d]), agent_keys[d]))
+                order.append(idx)
+        inverse = np.argsort(np.concatenate(order))
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs)[inverse], *outs)
 
     return run

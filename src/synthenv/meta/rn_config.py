@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from synthenv.agents.registry import check_entry, split_entry
 from synthenv.errors import UsageError, require_counts
-from synthenv.meta.config import check_outer_loop
+from synthenv.meta.config import SHAPE_STRATA, check_outer_loop
 from synthenv.meta.objectives import OBJECTIVES
 from synthenv.meta.strategies import ESConfig
 from synthenv.proxies.rn import RNConfig
@@ -55,6 +55,8 @@ class TrainRNConfig:
     unperturbed_agents: int = 16
     agents_per_member: int = 1
     common_draws: str = "pairs"
+    shape_strata: tuple[str, ...] = SHAPE_STRATA
+    """With varied HPs: the shape strata of each algorithm's agents (``TrainSEConfig.shape_strata``)."""
     target_score: float | None = None
     """An objective value at which the run stops (None: run every generation)."""
     stop_when_solved: bool = True
@@ -116,13 +118,15 @@ class TrainRNConfig:
                               self.objective_threshold(), self.max_episodes, self.window)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **asdict(self), "inner_agents": list(self.inner_agents)}
+        return {"kind": self.kind, **asdict(self), "inner_agents": list(self.inner_agents),
+                "shape_strata": list(self.shape_strata)}
 
     @staticmethod
     def from_dict(d: dict) -> "TrainRNConfig":
         d = dict(d)
         d.pop("kind", None)
         d["inner_agents"] = tuple(d.get("inner_agents", ("ddqn",)))
+        d["shape_strata"] = tuple(d.get("shape_strata", ()))  # runs written before strata: one population
         return TrainRNConfig(es=ESConfig(**d.pop("es")), rn=RNConfig(**d.pop("rn")), **d)
 
 
@@ -135,6 +139,8 @@ def make_rn_config(env: str = "CartPole-v0", variant: str | None = None, es: dic
     rn = {**(rn or {}), **({"variant": variant} if variant is not None else {})}
     top = {"inner_agents": defaults["inner_agents"], **top}
     top["inner_agents"] = tuple(top["inner_agents"])
+    if "shape_strata" in top:
+        top["shape_strata"] = tuple(top["shape_strata"])
     es_cfg = ESConfig(**{**RN_ES_DEFAULTS, **(es or {})})
     top.setdefault("unperturbed_agents", es_cfg.population)
     try:
