@@ -70,12 +70,12 @@ def uniform01(key: jax.Array, base: float) -> jax.Array:
 SHAPE_FIELDS = ("layers", "hidden", "batch_size", "minibatch_size")
 """The varied fields that set array shapes, the ones :func:`strata` can split."""
 
-Stratum = dict
-"""One shape stratum: ``{field: part}`` for the split fields (``layers``: the index of one layer
+StratumParts = dict
+"""Which part of each split field one shape stratum draws from: ``{field: part}`` for the split fields (``layers``: the index of one layer
 count in its range; a size: 0 for the lower half of its log range, 1 for the upper)."""
 
 
-def draw(hparams_type, key: jax.Array, config, vary: bool, stratum: Stratum | None = None):
+def draw(hparams_type, key: jax.Array, config, vary: bool, stratum: StratumParts | None = None):
     """An ``hparams_type`` (a NamedTuple of RULES fields) for one agent: the config's values, or
     (``vary``) a draw of the varied-HP distribution, one key per field in field order; ``stratum``
     restricts its split fields to their parts (the other fields draw as without it)."""
@@ -91,8 +91,8 @@ def draw(hparams_type, key: jax.Array, config, vary: bool, stratum: Stratum | No
         base, part = getattr(config, field), stratum.get(field)
         if part is None:
             return sample[RULES[field]](k, base)
-        if RULES[field] == "layers":
-            return jnp.int32(layer_range(base)[0] + part)
+        if RULES[field] == "layers":  # one layer count
+            return jnp.int32(bounds(config, field, vary, stratum)[0])
         return log_uniform_int(k, base, part=part)
 
     return hparams_type(*(one(f, k) for f, k in zip(fields, keys)))
@@ -112,7 +112,7 @@ is another copy of the training loop to compile and run, which only pays for its
 several agents (small test populations stay whole)."""
 
 
-def strata(hparams_type, config, vary: bool, fields, agents: int | None = None) -> list[Stratum | None]:
+def strata(hparams_type, config, vary: bool, fields, agents: int | None = None) -> list[StratumParts | None]:
     """The shape strata of a varied population of ``hparams_type`` agents split by ``fields`` (those
     of them the agent varies): every combination of one part per field, ordered so that strata 2j
     and 2j+1 differ in every field (a candidate's two agents, draws 2j and 2j+1, then cover both
@@ -120,7 +120,7 @@ def strata(hparams_type, config, vary: bool, fields, agents: int | None = None) 
     (the population's size), only the leading fields that leave each stratum ``MIN_STRATUM_AGENTS``.
     ``[None]``: one unsplit population (fixed HPs, or no shape field to split)."""
     fields = [f for f in fields if f in hparams_type._fields] if vary else []
-    cells: list[Stratum] = [{}]
+    cells: list[StratumParts] = [{}]
     for f in fields:
         split = [{**cell, f: p} for p in range(parts(config, f)) for cell in cells]
         if agents is not None and agents < MIN_STRATUM_AGENTS * len(split):
@@ -135,7 +135,7 @@ def strata(hparams_type, config, vary: bool, fields, agents: int | None = None) 
     return [cells[i] for i in order]
 
 
-def bounds(config, field: str, vary: bool, stratum: Stratum | None = None) -> tuple[int, int]:
+def bounds(config, field: str, vary: bool, stratum: StratumParts | None = None) -> tuple[int, int]:
     """The smallest and largest values the integer ``field`` takes in a population (the config's own
     value when fixed; in ``stratum``, in its part): the maxima set the masked shapes."""
     base = getattr(config, field)
@@ -150,7 +150,7 @@ def bounds(config, field: str, vary: bool, stratum: Stratum | None = None) -> tu
     return (lo, base) if part == 0 else (base, hi)
 
 
-def upper(config, field: str, vary: bool, stratum: Stratum | None = None) -> int:
+def upper(config, field: str, vary: bool, stratum: StratumParts | None = None) -> int:
     """The largest value ``field`` takes in a population (in ``stratum``)."""
     return bounds(config, field, vary, stratum)[1]
 
@@ -173,9 +173,9 @@ class Shapes:
     batch_size: int
 
 
-def max_shapes(config, vary: bool, stratum: Stratum | None = None) -> Shapes:
+def max_shapes(config, vary: bool, stratum: StratumParts | None = None) -> Shapes:
     return Shapes(*(upper(config, f, vary, stratum) for f in ("hidden", "layers", "batch_size")))
 
 
-def sample_hparams(key: jax.Array, config, vary: bool, stratum: Stratum | None = None) -> HParams:
+def sample_hparams(key: jax.Array, config, vary: bool, stratum: StratumParts | None = None) -> HParams:
     return draw(HParams, key, config, vary, stratum)

@@ -148,13 +148,13 @@ class Shapes:
     """Minibatches per epoch of the member with the smallest minibatch size."""
 
 
-def max_shapes(config: PPOConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> Shapes:
+def max_shapes(config: PPOConfig, vary: bool, stratum: hpmod.StratumParts | None = None) -> Shapes:
     mb_lo, mb_hi = (min(b, config.rollout_steps) for b in hpmod.bounds(config, "minibatch_size", vary, stratum))
     return Shapes(hpmod.upper(config, "hidden", vary, stratum), hpmod.upper(config, "layers", vary, stratum), mb_hi,
                   config.rollout_steps // mb_lo)
 
 
-def sample_hparams(key: jax.Array, config: PPOConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> HParams:
+def sample_hparams(key: jax.Array, config: PPOConfig, vary: bool, stratum: hpmod.StratumParts | None = None) -> HParams:
     """The varied-HP rule (``hparams.draw``) with the minibatch size capped at ``rollout_steps``."""
     hp = hpmod.draw(HParams, key, config, vary, stratum)
     return hp._replace(minibatch_size=jnp.minimum(hp.minibatch_size, config.rollout_steps))

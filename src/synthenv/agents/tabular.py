@@ -93,11 +93,11 @@ class Shapes:
     """Nothing to allocate per hyperparameter: the table's shape is the task's."""
 
 
-def max_shapes(config: TabularConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> Shapes:
+def max_shapes(config: TabularConfig, vary: bool, stratum: hpmod.StratumParts | None = None) -> Shapes:
     return Shapes()
 
 
-def sample_hparams(key: jax.Array, config: TabularConfig, vary: bool, stratum: hpmod.Stratum | None = None) -> HParams:
+def sample_hparams(key: jax.Array, config: TabularConfig, vary: bool, stratum: hpmod.StratumParts | None = None) -> HParams:
     return hpmod.draw(HParams, key, config, vary, stratum)
 
 

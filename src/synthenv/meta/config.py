@@ -102,8 +102,7 @@ def check_outer_loop(config, spec) -> None:
         raise UsageError("inner_agents must name at least one agent")
     for entry in config.inner_agents:
         check_entry(entry, spec.continuous, spec.id)
-    if len(set(config.inner_agents)) < len(config.inner_agents):
-        raise UsageError(f"inner_agents names an agent twice: {','.join(config.inner_agents)}")
+    check_once("inner_agents", config.inner_agents, "an agent")
     if config.inner_mix not in INNER_MIXES:
         raise UsageError(f"inner_mix must be one of {', '.join(INNER_MIXES)}, got {config.inner_mix!r}")
     if config.common_draws not in COMMON_DRAWS:
@@ -112,12 +111,17 @@ def check_outer_loop(config, spec) -> None:
     config.es.validate()
 
 
+def check_once(field: str, names: tuple[str, ...], what: str) -> None:
+    """``names`` (the value of config ``field``) names no ``what`` twice."""
+    if len(set(names)) < len(names):
+        raise UsageError(f"{field} names {what} twice: {','.join(names)}")
+
+
 def check_shape_strata(config) -> None:
     for name in config.shape_strata:
         if name not in SHAPE_FIELDS:
             raise UsageError(f"shape_strata: {name!r} is not a shape-setting field; choose from {', '.join(SHAPE_FIELDS)}")
-    if len(set(config.shape_strata)) < len(config.shape_strata):
-        raise UsageError(f"shape_strata names a field twice: {','.join(config.shape_strata)}")
+    check_once("shape_strata", config.shape_strata, "a field")
     if config.shape_strata and config.vary_hparams and config.common_draws == "population":
         raise UsageError("common_draws 'population' scores every candidate with the same few agents, which shape "
                          "strata would hold in the same few strata every generation; use shape_strata=() with it")

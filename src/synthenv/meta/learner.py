@@ -136,14 +136,14 @@ class Learner:
         fitness_task = self.task if config.fitness_horizon is None else with_horizon(self.task, config.fitness_horizon)
         n_agents = self.strategy.num_candidates * config.agents_per_member + config.unperturbed_agents
         algorithms = [self._strata(name, fitness_task, n_agents) for name in config.inner_agents]
-        confirm_algorithms = [self._strata(name, self.task, config.confirm_agents) for name in config.inner_agents]
         n = len(algorithms)
         self.groups = [[j] for j in range(n)] if config.inner_mix == "cycle" else [list(range(n))]
         self.steps = tuple(make_generation(self.strategy, [algorithms[j] for j in group], config.unperturbed_agents,
                                            n_devices, config.agents_per_member, config.common_draws)
                            for group in self.groups)
-        self.confirms = tuple(make_confirmation(strata, config.confirm_agents, n_devices) if config.confirm_agents
-                              else None for strata in confirm_algorithms)
+        self.confirms = tuple(make_confirmation(self._strata(name, self.task, config.confirm_agents),
+                                                config.confirm_agents, n_devices) if config.confirm_agents else None
+                              for name in config.inner_agents)
         also = getattr(config, "confirm_also", ())
         self.also_confirms = tuple(make_confirmation(self._strata(name, self.task, config.confirm_also_agents),
                                                      config.confirm_also_agents, n_devices) for name in also)
