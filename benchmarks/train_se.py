@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,8 +31,9 @@ from pathlib import Path
 
 CHILD = r"""
 import json, os, resource, sys, time
-from synthenv import host_devices
+from synthenv import compilation_cache, host_devices
 host_devices.configure()
+compilation_cache.configure()
 t0 = time.perf_counter()
 from synthenv.meta.config import make_config
 from synthenv.meta.run import train_se
@@ -102,6 +104,9 @@ def main() -> None:
     p.add_argument("--keep", metavar="DIR", help="keep each seed's run directory as DIR/seed-N")
     p.add_argument("--minutes", type=float, default=0,
                    help="stop a seed's run after this many minutes (compilation included) if not solved; 0: no limit")
+    p.add_argument("--cold", action="store_true",
+                   help="each seed compiles from an empty compilation cache, as a first run on a new machine "
+                        "(default: the command line's cache, synthenv.compilation_cache)")
     args = p.parse_args()
     overrides = parse_overrides(args.set)
     rows = []
@@ -111,7 +116,8 @@ def main() -> None:
             t = time.perf_counter()
             res = subprocess.run([sys.executable, "-c", CHILD, args.env, str(seed), out, json.dumps(overrides), args.agents,
                                   str(args.minutes)],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True,
+                                 env={**os.environ, "JAX_COMPILATION_CACHE_DIR": tmp + "/jax"} if args.cold else None)
             if res.returncode:
                 sys.exit(f"seed {seed} failed:\n{res.stderr[-3000:]}")
             r = json.loads(res.stdout.strip().splitlines()[-1])

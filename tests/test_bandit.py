@@ -163,7 +163,7 @@ def test_the_es_learns_a_bandit_that_teaches_balancing(seed):
     from synthenv.meta.config import make_config
     from synthenv.meta.learner import learn
 
-    config = make_config(env="CartPole-v0", proxy_kind="bandit", seed=seed, generations=25, stop_when_solved=False,
+    config = make_config(env="CartPole-v0", proxy_kind="bandit", seed=seed, generations=15, stop_when_solved=False,
                          es={"population": 8}, unperturbed_agents=8, agents_per_member=1, confirm_agents=0,
                          restart_after=0)
     _, records = learn(config)

@@ -875,7 +875,10 @@ def _cluster(args):
 
 
 def _start(args) -> int:
+    from synthenv import compilation_cache
+
     _set_devices(getattr(args, "devices", None))  # plot commands do not use JAX
+    compilation_cache.configure()
     cluster = _cluster(args)
     if cluster is None:
         return RUNNERS[type(args)](args)
