@@ -12,13 +12,12 @@ import tempfile
 from synthenv import host_devices
 
 host_devices.configure(2)
+_CACHE = tempfile.mkdtemp(prefix="synthenv-test-jit-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE  # (read by JAX here and in the CLI's child processes)
 
 import jax  # noqa: E402
 
-_CACHE = tempfile.mkdtemp(prefix="synthenv-test-jit-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-jax.config.update("jax_compilation_cache_dir", _CACHE)
-os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE  # (the CLI run in child processes: not the user's cache)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
